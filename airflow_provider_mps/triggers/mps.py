@@ -1,0 +1,251 @@
+"""
+Deferrable waiting for an MPS AIGC image task, and the check every ``execute_complete`` runs.
+
+:class:`MpsAigcImageTaskTrigger` polls ``DescribeAigcImageTask`` from the triggerer and fires
+exactly one event; :func:`validate_trigger_event` turns that event back into a result (or an
+exception) when the task resumes on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_mps.exceptions import (
+    MpsError,
+    MpsTaskFailedError,
+    MpsTaskTimeoutError,
+    MpsTransientError,
+)
+from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE, get_rate_limiter
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from airflow_provider_mps.hooks.mps import MpsHook
+
+#: The action every poll calls; its quota is shared by all triggers using the same credentials.
+DESCRIBE_ACTION = "DescribeAigcImageTask"
+
+#: The statuses a trigger event can carry; anything else is rejected on resume.
+EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
+
+#: Longest pause between two attempts after transient errors, in seconds.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class MpsAigcImageTaskTrigger(BaseTrigger):
+    """
+    Poll an MPS AIGC image task until it is ``DONE`` or ``FAIL``, or ``end_time`` passes.
+
+    Every poll first waits for the process-wide rate limiter of ``DescribeAigcImageTask`` for the
+    connection's account and endpoint, so all triggers of one triggerer process sharing
+    credentials stay under ``rate_limit`` requests per second together.  Quota, service-side and
+    network errors are retried with exponential backoff and jitter until ``end_time``; any other
+    error ends the trigger with an ``error`` event.
+
+    The trigger fires exactly one event, with the payload
+    ``{"status", "mps_task_id", "result", "message"}`` where ``status`` is one of:
+
+    * ``success`` — the task is ``DONE``; ``result`` is the describe dict with ``ImageUrls``;
+    * ``failed`` — the task is ``FAIL``; ``message`` is the service's ``Message`` and ``result``
+      the describe dict (with its ``RequestId``);
+    * ``timeout`` — ``end_time`` passed first; ``result`` is the last describe dict, if any;
+    * ``error`` — a non-transient API error; ``message`` holds its code and RequestId.
+
+    MPS has no call to cancel an AIGC task: when the deferred Airflow task is killed, the MPS task
+    keeps running (and is billed) on the service; :meth:`on_kill` only logs this.
+
+    :param mps_task_id: the MPS TaskId to wait for.
+    :param mps_conn_id: the Airflow connection to Tencent Cloud MPS.
+    :param poll_interval: seconds between two polls of a task that is still running.
+    :param end_time: when to give up, as epoch seconds.
+    :param region: the region overriding the connection's, if any.
+    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second for this account.
+    """
+
+    def __init__(
+        self,
+        *,
+        mps_task_id: str,
+        mps_conn_id: str,
+        poll_interval: float,
+        end_time: float,
+        region: str | None = None,
+        rate_limit: float = DEFAULT_RATE,
+    ) -> None:
+        super().__init__()
+        self.mps_task_id = mps_task_id
+        self.mps_conn_id = mps_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = float(end_time)
+        self.region = region
+        self.rate_limit = float(rate_limit)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and every constructor argument, JSON-safe."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "mps_task_id": self.mps_task_id,
+                "mps_conn_id": self.mps_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "region": self.region,
+                "rate_limit": self.rate_limit,
+            },
+        )
+
+    @cached_property
+    def hook(self) -> MpsHook:
+        """The hook polling the service (built lazily; no connection lookup here)."""
+        from airflow_provider_mps.hooks.mps import MpsHook
+
+        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until the task is terminal, the deadline passes or a hard error occurs."""
+        try:
+            # The connection is looked up synchronously; keep that off the event loop.
+            key = await asyncio.to_thread(lambda: self.hook.rate_limit_key)
+        except Exception as error:  # a missing or unusable connection: nothing to retry
+            yield self._event(
+                "error", None, f"Cannot poll MPS task {self.mps_task_id} with {self.mps_conn_id!r}: {error}"
+            )
+            return
+        limiter = get_rate_limiter(key, DESCRIBE_ACTION, self.rate_limit)
+
+        last: dict[str, Any] | None = None
+        last_error: MpsTransientError | None = None
+        failures = 0
+        while True:
+            delay = self.poll_interval
+            try:
+                await limiter.aacquire()
+                last = await self.hook.adescribe_aigc_image_task(self.mps_task_id)
+            except MpsTransientError as error:
+                last_error = error
+                failures += 1
+                delay = self._backoff(failures)
+                self.log.warning(
+                    "Polling MPS task %s failed (attempt %s), retrying in %.1f s: %s",
+                    self.mps_task_id,
+                    failures,
+                    delay,
+                    error,
+                )
+            except MpsError as error:
+                yield self._event("error", None, f"Polling MPS task {self.mps_task_id} failed: {error}")
+                return
+            else:
+                failures, last_error = 0, None
+                event = self._event_for(last)
+                if event is not None:
+                    yield event
+                    return
+                self.log.info("MPS task %s is %s", self.mps_task_id, last.get("Status"))
+
+            remaining = self.end_time - time.time()
+            if remaining <= 0:
+                yield self._timeout_event(last, last_error)
+                return
+            await asyncio.sleep(min(delay, remaining))
+
+    def _event_for(self, result: dict[str, Any]) -> TriggerEvent | None:
+        from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
+
+        status = result.get("Status")
+        if status == MpsAigcImageTaskStatus.DONE.value:
+            return self._event("success", result, f"MPS task {self.mps_task_id} is DONE.")
+        if status == MpsAigcImageTaskStatus.FAIL.value:
+            return self._event("failed", result, result.get("Message") or "The service gave no message.")
+        return None
+
+    def _timeout_event(self, last: dict[str, Any] | None, error: MpsTransientError | None) -> TriggerEvent:
+        deadline = datetime.fromtimestamp(self.end_time, tz=timezone.utc).isoformat()
+        status = last.get("Status") if last else "unknown"
+        message = (
+            f"MPS task {self.mps_task_id} did not finish before {deadline}; its last status was {status}."
+        )
+        if error is not None:
+            message += f" The last poll failed: {error}"
+        return self._event("timeout", last, message)
+
+    def _event(self, status: str, result: dict[str, Any] | None, message: str) -> TriggerEvent:
+        return TriggerEvent(
+            {"status": status, "mps_task_id": self.mps_task_id, "result": result, "message": message}
+        )
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential backoff from ``min(poll_interval, 1)`` doubling per failure, equal jitter."""
+        base = min(self.poll_interval, 1.0)
+        ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** (failures - 1))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    async def on_kill(self) -> None:
+        """
+        Log that the MPS task keeps running: the service offers no call to cancel it.
+
+        Airflow calls this when a user marks the deferred task failed or successful, or clears it.
+        """
+        self.log.warning(
+            "MPS has no API to cancel AIGC image task %s; it keeps running (and is billed) on the "
+            "service. Only the Airflow task was stopped.",
+            self.mps_task_id,
+        )
+
+
+def validate_trigger_event(event: dict[str, Any] | None, *, mps_task_id: str | None = None) -> dict[str, Any]:
+    """
+    Check an event of :class:`MpsAigcImageTaskTrigger` and return the finished task's result.
+
+    Never assumes success: only a well-formed ``success`` event for the expected task passes.
+
+    :param event: the event payload handed to ``execute_complete``.
+    :param mps_task_id: the TaskId the caller waited for; checked against the event's when given.
+    :return: the describe dict of the ``DONE`` task (``TaskId``, ``Status``, ``ImageUrls``, ...).
+    :raises MpsTaskFailedError: the task ended in ``FAIL``.
+    :raises MpsTaskTimeoutError: the deadline passed first.
+    :raises MpsError: an error event, or an event that is missing, malformed or for another task.
+    """
+    if not isinstance(event, dict):
+        raise MpsError(f"The trigger event must be a dict from MpsAigcImageTaskTrigger, got {event!r}.")
+    status = event.get("status")
+    if status not in EVENT_STATUSES:
+        raise MpsError(
+            f"The trigger event status {status!r} is not one of {sorted(EVENT_STATUSES)}; event: {event!r}."
+        )
+    event_task_id = event.get("mps_task_id")
+    if not isinstance(event_task_id, str) or not event_task_id:
+        raise MpsError(f"The trigger event carries no MPS TaskId; event: {event!r}.")
+    if mps_task_id is not None and event_task_id != mps_task_id:
+        raise MpsError(
+            f"The trigger event is for MPS task {event_task_id!r}, but the task waited for {mps_task_id!r}."
+        )
+    result = event.get("result")
+    message = event.get("message")
+    if status == "failed":
+        request_id = result.get("RequestId") if isinstance(result, dict) else None
+        raise MpsTaskFailedError(event_task_id, message, request_id)
+    if status == "timeout":
+        raise MpsTaskTimeoutError(message or f"Waiting for MPS task {event_task_id} timed out.")
+    if status == "error":
+        raise MpsError(message or f"Waiting for MPS task {event_task_id} failed with no message.")
+    if not isinstance(result, dict) or not isinstance(result.get("ImageUrls"), list):
+        raise MpsError(
+            f"The success event for MPS task {event_task_id} has no ImageUrls list; event: {event!r}."
+        )
+    from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
+
+    if result.get("Status") != MpsAigcImageTaskStatus.DONE.value:
+        raise MpsError(
+            f"The success event for MPS task {event_task_id} reports status "
+            f"{result.get('Status')!r}, not DONE."
+        )
+    return result
