@@ -1,0 +1,164 @@
+"""Sensor waiting for an MPS AIGC image task created anywhere (an operator, a conf value, ...)."""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+
+from airflow_provider_mps.exceptions import (
+    MpsTaskFailedError,
+    MpsTaskTimeoutError,
+    MpsTransientError,
+)
+from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
+from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger, validate_trigger_event
+from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
+from airflow_provider_mps.utils.task_id import validate_mps_task_id
+
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_provider_mps.hooks.mps import MpsHook
+
+#: The connection every MPS class uses unless told otherwise (``MpsHook.default_conn_name``).
+DEFAULT_CONN_ID = "tencentcloud_mps_default"
+
+
+class MpsAigcImageTaskSensor(BaseSensorOperator):
+    """
+    Wait for an MPS AIGC image task to finish, in poke, reschedule or deferrable mode.
+
+    Succeeds when the task is ``DONE`` and returns
+    ``{"mps_task_id", "status", "image_urls", "message", "request_id"}`` as its XCom value (the
+    URLs also go to the XCom key ``image_urls``); fails without retries when the task is ``FAIL``,
+    with the service's message, the TaskId and the RequestId.  ``timeout``, ``soft_fail`` and
+    ``never_fail`` behave as on every Airflow sensor: with ``soft_fail=True`` a failed or timed-out
+    task skips the sensor instead.  Quota, service and network errors count as "not done yet".
+
+    Deferred, the sensor waits in the triggerer (:class:`MpsAigcImageTaskTrigger`) and frees its
+    worker slot; ``poke_interval`` is then the trigger's poll interval.
+
+    :param mps_task_id: the MPS TaskId to wait for (templated), e.g. ``create.output``.
+    :param mps_conn_id: the Airflow connection to Tencent Cloud MPS.
+    :param region: the region overriding the connection's, if any.
+    :param deferrable: wait in the triggerer instead of on a worker.
+    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second the trigger's shared
+        limiter allows for this account (deferrable mode).
+    """
+
+    template_fields: Sequence[str] = ("mps_task_id",)
+    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
+    ui_color = "#e8f3ff"
+
+    def __init__(
+        self,
+        *,
+        mps_task_id: str,
+        mps_conn_id: str = DEFAULT_CONN_ID,
+        region: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        rate_limit: float = DEFAULT_RATE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mps_task_id = mps_task_id
+        self.mps_conn_id = mps_conn_id
+        self.region = region
+        self.deferrable = deferrable
+        self.rate_limit = rate_limit
+
+    @cached_property
+    def hook(self) -> MpsHook:
+        """The hook to the service (built on first use)."""
+        from airflow_provider_mps.hooks.mps import MpsHook
+
+        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region)
+
+    def execute(self, context: Context) -> Any:
+        """Validate the TaskId, then poke (or reschedule) or check once and defer."""
+        self.mps_task_id = validate_mps_task_id(self.mps_task_id)
+        if not self.deferrable:
+            return super().execute(context)
+        try:
+            done = self.poke(context)
+        except AirflowFailException as error:
+            if self.soft_fail or self.never_fail:
+                raise AirflowSkipException(
+                    f"Skipping because soft_fail/never_fail is set: {error}"
+                ) from error
+            raise
+        if done:
+            return done.xcom_value if isinstance(done, PokeReturnValue) else None
+        self.log.info("Deferring until MPS task %s finishes", self.mps_task_id)
+        self.defer(
+            trigger=MpsAigcImageTaskTrigger(
+                mps_task_id=self.mps_task_id,
+                mps_conn_id=self.mps_conn_id,
+                poll_interval=self.poke_interval,
+                end_time=time.time() + self.timeout,
+                region=self.region,
+                rate_limit=self.rate_limit,
+            ),
+            method_name="execute_complete",
+            timeout=self.execution_timeout,
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """
+        Describe the task once: done on ``DONE``, fail on ``FAIL``, keep waiting otherwise.
+
+        :param context: the task context.
+        """
+        from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
+
+        try:
+            result = self.hook.describe_aigc_image_task(self.mps_task_id)
+        except MpsTransientError as error:
+            self.log.warning(
+                "Could not describe MPS task %s, trying again later: %s", self.mps_task_id, error
+            )
+            return False
+        status = result["Status"]
+        if status == MpsAigcImageTaskStatus.FAIL.value:
+            failure = MpsTaskFailedError(self.mps_task_id, result.get("Message"), result.get("RequestId"))
+            # AirflowFailException: no retry can change a finished task; soft_fail turns it into a skip.
+            raise AirflowFailException(str(failure)) from failure
+        if status != MpsAigcImageTaskStatus.DONE.value:
+            self.log.info("MPS task %s is %s", self.mps_task_id, status)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(context, result))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """
+        Resume after the trigger fired: validate its event and return the result.
+
+        :param context: the task context.
+        :param event: the trigger event payload.
+        """
+        try:
+            result = validate_trigger_event(event, mps_task_id=self.mps_task_id)
+        except MpsTaskTimeoutError as error:
+            raise AirflowSensorTimeout(str(error)) from error
+        except MpsTaskFailedError as error:
+            raise AirflowFailException(str(error)) from error
+        return self._finish(context, result)
+
+    def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        image_urls = list(result.get("ImageUrls") or [])
+        context["ti"].xcom_push(key=IMAGE_URLS_XCOM_KEY, value=image_urls)
+        self.log.info("MPS task %s is DONE with %s image(s)", self.mps_task_id, len(image_urls))
+        return {
+            "mps_task_id": self.mps_task_id,
+            "status": result["Status"],
+            "image_urls": image_urls,
+            "message": result.get("Message"),
+            "request_id": result.get("RequestId"),
+        }
