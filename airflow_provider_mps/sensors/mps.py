@@ -20,7 +20,6 @@ from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger, validate_
 from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
 from airflow_provider_mps.utils.task_id import validate_mps_task_id
 
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
