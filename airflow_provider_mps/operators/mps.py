@@ -1,0 +1,322 @@
+"""Operator creating a Tencent Cloud MPS AIGC image task, and optionally waiting for its images."""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import ResumableJobMixin
+from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
+
+from airflow_provider_mps.exceptions import MpsApiError, MpsNetworkError
+from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
+from airflow_provider_mps.validation import build_aigc_image_request, validate_literal_aigc_image_fields
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+    from pydantic import JsonValue
+
+    from airflow_provider_mps.hooks.mps import MpsHook
+
+#: The connection every MPS class uses unless told otherwise (``MpsHook.default_conn_name``).
+DEFAULT_CONN_ID = "tencentcloud_mps_default"
+
+#: XCom key of the ``CreateAigcImageTask`` RequestId (quote it in support cases).
+REQUEST_ID_XCOM_KEY = "request_id"
+
+#: Status reported for a stored TaskId the service no longer knows (never an MPS status).
+_GONE = "NOT_FOUND"
+
+#: With ``timeout=None`` a deferred wait still needs a deadline: effectively none.
+_NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
+
+
+class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
+    """
+    Create an MPS AIGC image task (``CreateAigcImageTask``) and return its TaskId.
+
+    The TaskId is the ``return_value`` XCom, so ``create.output`` feeds a sensor, a transfer or
+    any downstream task; the RequestId goes to the XCom key ``request_id``.  Every request field is
+    templated, accepts an ``XComArg`` and, with ``render_template_as_native_obj=True`` on the DAG,
+    native objects from templates.  The rendered request is validated by
+    :func:`~airflow_provider_mps.validation.build_aigc_image_request` before anything is sent;
+    values that are literal in the DAG file are already validated when the DAG is parsed.
+
+    Waiting: with ``wait_for_completion=True`` the operator waits until the task is ``DONE``
+    (pushing its image URLs to the XCom key ``image_urls``) and fails with the service's message
+    when it is ``FAIL``; ``deferrable=True`` waits in the triggerer instead of on a worker.  A
+    deferrable operator with ``wait_for_completion=False`` does not defer.
+
+    Re-attach: the TaskId and RequestId are kept in the task's ``task_state_store`` (Airflow 3.3+)
+    as soon as the task is created, so a retried try picks up a task that is still running or
+    ``DONE`` instead of paying for a second one; a ``FAIL``-ed or vanished task is created anew.
+    The stored TaskId is dropped when the operator succeeds, so clearing a successful task
+    generates a new image.  Pass ``durable=False`` to create a new task on every try.
+
+    :param prompt: what to draw, at most 1000 characters; required unless ``image_infos`` is given.
+    :param model_name: ``ModelName``, e.g. ``GEM``, ``Hunyuan``, ``Kling``; service default if None.
+    :param model_version: ``ModelVersion``, e.g. ``3.0``; the model's stable version if None.
+    :param negative_prompt: what the image must not show (some models).
+    :param enhance_prompt: let the service rewrite the prompt for better results.
+    :param image_infos: reference images: URLs, or dicts ``{"ImageUrl", "ReferenceType"}``.
+    :param output_image_count: how many images to generate.
+    :param extra_parameters: ``AspectRatio``, ``Resolution``, ``LogoAdd``, ``OutputFormat``.
+    :param additional_parameters: model-specific parameters, a dict or a JSON object string.
+    :param store_cos_param: ``CosBucketName``, ``CosBucketRegion`` (together) and ``CosBucketPath``
+        to have MPS write the results to your COS bucket.
+    :param scene_type: scene preset, e.g. ``3d_panorama`` (Hunyuan).
+    :param operator: the ``Operator`` name recorded by the service.
+    :param mps_conn_id: the Airflow connection to Tencent Cloud MPS.
+    :param region: the region overriding the connection's, if any.
+    :param wait_for_completion: wait until the task is ``DONE`` (fail on ``FAIL``).
+    :param deferrable: wait in the triggerer (only with ``wait_for_completion=True``).
+    :param poll_interval: seconds between two status polls while waiting.
+    :param timeout: seconds to wait for the task before failing the try; ``None`` waits forever.
+    """
+
+    template_fields: Sequence[str] = (
+        "prompt",
+        "negative_prompt",
+        "model_name",
+        "model_version",
+        "scene_type",
+        "enhance_prompt",
+        "image_infos",
+        "output_image_count",
+        "extra_parameters",
+        "additional_parameters",
+        "store_cos_param",
+        "operator",
+        "region",
+    )
+    template_fields_renderers = {
+        "image_infos": "json",
+        "extra_parameters": "json",
+        "additional_parameters": "json",
+        "store_cos_param": "json",
+    }
+    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
+    ui_color = "#e8f3ff"
+
+    #: task_state_store key holding ``{"TaskId", "RequestId"}`` of the task this try works on.
+    external_id_key = "mps_aigc_image_task"
+
+    def __init__(
+        self,
+        *,
+        prompt: str | None = None,
+        model_name: str | None = None,
+        model_version: str | None = None,
+        negative_prompt: str | None = None,
+        enhance_prompt: bool | None = None,
+        image_infos: list[Any] | str | None = None,
+        output_image_count: int | None = None,
+        extra_parameters: dict[str, Any] | str | None = None,
+        additional_parameters: dict[str, Any] | str | None = None,
+        store_cos_param: dict[str, Any] | str | None = None,
+        scene_type: str | None = None,
+        operator: str | None = None,
+        mps_conn_id: str = DEFAULT_CONN_ID,
+        region: str | None = None,
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        timeout: float | None = 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.model_name = model_name
+        self.model_version = model_version
+        self.negative_prompt = negative_prompt
+        self.enhance_prompt = enhance_prompt
+        self.image_infos = image_infos
+        self.output_image_count = output_image_count
+        self.extra_parameters = extra_parameters
+        self.additional_parameters = additional_parameters
+        self.store_cos_param = store_cos_param
+        self.scene_type = scene_type
+        self.operator = operator
+        self.mps_conn_id = mps_conn_id
+        self.region = region
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
+        validate_literal_aigc_image_fields(self._request_fields())
+
+    def _request_fields(self) -> dict[str, Any]:
+        return {
+            "prompt": self.prompt,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "scene_type": self.scene_type,
+            "negative_prompt": self.negative_prompt,
+            "enhance_prompt": self.enhance_prompt,
+            "image_infos": self.image_infos,
+            "output_image_count": self.output_image_count,
+            "extra_parameters": self.extra_parameters,
+            "additional_parameters": self.additional_parameters,
+            "store_cos_param": self.store_cos_param,
+            "operator": self.operator,
+        }
+
+    @cached_property
+    def hook(self) -> MpsHook:
+        """The hook to the service (built on first use, after templates are rendered)."""
+        from airflow_provider_mps.hooks.mps import MpsHook
+
+        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region)
+
+    def execute(self, context: Context) -> str:
+        """Validate the request, create the task (or re-attach to this task's earlier one), wait if asked."""
+        self._request = build_aigc_image_request(self._request_fields())
+        self._job: dict[str, Any] | None = None
+        self._result: dict[str, Any] | None = None
+        self.execute_resumable(context)
+        if self._job is None:  # pragma: no cover - execute_resumable always submits or re-attaches
+            raise RuntimeError("No MPS task was created or re-attached.")
+        return self._finish(context, self._job["TaskId"], self._result)
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        mps_task_id: str | None = None,
+    ) -> str:
+        """
+        Resume after the trigger fired: check the event, push the image URLs, return the TaskId.
+
+        :param context: the task context.
+        :param event: the trigger's event payload.
+        :param mps_task_id: the TaskId the operator deferred on.
+        """
+        from airflow_provider_mps.triggers.mps import validate_trigger_event
+
+        result = validate_trigger_event(event, mps_task_id=mps_task_id)
+        return self._finish(context, result["TaskId"], result)
+
+    def _finish(self, context: Context, mps_task_id: str, result: dict[str, Any] | None) -> str:
+        if self.wait_for_completion and result is not None:
+            image_urls = list(result.get("ImageUrls") or [])
+            context["ti"].xcom_push(key=IMAGE_URLS_XCOM_KEY, value=image_urls)
+            self.log.info(
+                "MPS task %s is DONE with %s image(s): %s", mps_task_id, len(image_urls), image_urls
+            )
+        store = context.get("task_state_store")
+        if store is not None and self.durable:
+            # Done with this task: a later clear of this task instance generates a new image.
+            store.delete(self.external_id_key)
+        return mps_task_id
+
+    # ResumableJobMixin: the TaskId (with its RequestId) is the external job id.
+
+    def submit_job(self, context: Context) -> JsonValue:
+        """Create the MPS task; return ``{"TaskId", "RequestId"}`` for the task_state_store."""
+        try:
+            response = self.hook.submit_aigc_image_task(**self._request)
+        except MpsNetworkError as error:
+            if error.request_may_have_reached_service:
+                self.log.warning(
+                    "The CreateAigcImageTask request may have reached MPS before the connection failed, "
+                    "so an MPS task may have been created whose TaskId is unknown (possibly orphaned; "
+                    "look for it in the MPS console). Prompt: %r. Error: %s",
+                    self._request.get("prompt"),
+                    error,
+                )
+            raise
+        job = {"TaskId": response["TaskId"], "RequestId": response["RequestId"]}
+        self.log.info("Created MPS AIGC image task %s (RequestId %s)", job["TaskId"], job["RequestId"])
+        self._job = job
+        context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=job["RequestId"])
+        return job
+
+    def get_job_status(self, external_id: JsonValue, context: Context) -> str:
+        """Describe the stored task; a task the service no longer knows reports ``NOT_FOUND``."""
+        job = _stored_job(external_id)
+        try:
+            result = self.hook.describe_aigc_image_task(job["TaskId"])
+        except MpsApiError as error:
+            if error.code.startswith("ResourceNotFound"):
+                self.log.warning(
+                    "MPS task %s from an earlier try is unknown to the service (%s); creating a new one.",
+                    job["TaskId"],
+                    error.code,
+                )
+                return _GONE
+            raise
+        status = str(result["Status"])
+        self.log.info("MPS task %s from an earlier try is %s", job["TaskId"], status)
+        self._job = job
+        self._result = result
+        if job.get("RequestId"):
+            context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=job["RequestId"])
+        return status
+
+    def is_job_active(self, status: str) -> bool:
+        """Whether the task is still running (any status but ``DONE``/``FAIL`` counts as running)."""
+        from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
+
+        return status != _GONE and not MpsAigcImageTaskStatus.is_terminal(status)
+
+    def is_job_succeeded(self, status: str) -> bool:
+        """Whether the task is ``DONE``."""
+        from airflow_provider_mps.hooks.mps import SUCCESS_STATUSES
+
+        return status in SUCCESS_STATUSES
+
+    def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
+        """Wait as configured: not at all, on this worker, or deferred to the triggerer."""
+        job = _stored_job(external_id)
+        self._job = job
+        if not self.wait_for_completion:
+            return
+        if self.deferrable:
+            self._defer(job["TaskId"])
+        self._result = self.hook.wait_for_aigc_image_task(
+            job["TaskId"], poll_interval=self.poll_interval, timeout=self.timeout
+        )
+
+    def get_job_result(self, external_id: JsonValue, context: Context) -> None:
+        """Nothing to fetch: :meth:`execute` returns the TaskId and pushes the image URLs."""
+
+    def _defer(self, mps_task_id: str) -> None:
+        from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
+
+        wait = self.timeout if self.timeout is not None else _NO_DEADLINE_SECONDS
+        self.log.info("Deferring until MPS task %s finishes (timeout %s s)", mps_task_id, self.timeout)
+        self.defer(
+            trigger=MpsAigcImageTaskTrigger(
+                mps_task_id=mps_task_id,
+                mps_conn_id=self.mps_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=time.time() + wait,
+                region=self.region,
+            ),
+            method_name="execute_complete",
+            kwargs={"mps_task_id": mps_task_id},
+        )
+
+    def on_kill(self) -> None:
+        """Log that the MPS task keeps running: the service has no call to cancel it."""
+        job = getattr(self, "_job", None)
+        if job:
+            self.log.warning(
+                "MPS has no API to cancel AIGC image task %s; it keeps running (and is billed) on the "
+                "service. Only the Airflow task was stopped.",
+                job["TaskId"],
+            )
+
+
+def _stored_job(external_id: JsonValue) -> dict[str, Any]:
+    """Read a stored job: ``{"TaskId", "RequestId"}``, or a bare TaskId string."""
+    if isinstance(external_id, dict) and isinstance(external_id.get("TaskId"), str):
+        return {"TaskId": external_id["TaskId"], "RequestId": external_id.get("RequestId")}
+    if isinstance(external_id, str):
+        return {"TaskId": external_id, "RequestId": None}
+    raise TypeError(f"The stored MPS job {external_id!r} holds no TaskId.")
