@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from airflow_provider_mps.utils.rate_limit import RateLimiter, get_rate_limiter
+
+# Slots are reserved on time.monotonic(); the gaps below are measured on the same clock, so the
+# only slack needed is the clock's resolution.
+CLOCK_SLACK = 0.002
+
+
+def _gaps(times: list[float]) -> list[float]:
+    ordered = sorted(times)
+    return [later - earlier for earlier, later in zip(ordered, ordered[1:], strict=False)]
+
+
+def test_same_key_and_action_share_one_limiter():
+    first = get_rate_limiter("AKID-share@http://127.0.0.1:1", "DescribeAigcImageTask")
+    again = get_rate_limiter("AKID-share@http://127.0.0.1:1", "DescribeAigcImageTask")
+
+    assert again is first
+    assert first.rate == 20.0
+
+
+def test_other_key_or_action_gets_its_own_limiter():
+    base = get_rate_limiter("AKID-own@http://127.0.0.1:1", "DescribeAigcImageTask")
+
+    assert get_rate_limiter("AKID-other@http://127.0.0.1:1", "DescribeAigcImageTask") is not base
+    assert get_rate_limiter("AKID-own@http://127.0.0.1:1", "CreateAigcImageTask") is not base
+
+
+def test_lowest_requested_rate_wins_for_a_shared_limiter():
+    limiter = get_rate_limiter("AKID-lowest@http://127.0.0.1:1", "DescribeAigcImageTask", rate=10)
+    get_rate_limiter("AKID-lowest@http://127.0.0.1:1", "DescribeAigcImageTask", rate=4)
+    get_rate_limiter("AKID-lowest@http://127.0.0.1:1", "DescribeAigcImageTask", rate=50)
+
+    assert limiter.rate == 4.0
+
+
+@pytest.mark.parametrize("rate", [0, -1, float("nan"), "20", True])
+def test_rate_must_be_a_positive_number(rate):
+    with pytest.raises(ValueError, match="The rate limit must be a positive number") as error:
+        RateLimiter(rate)
+
+    expected = f"The rate limit must be a positive number of requests per second, got {rate!r}."
+    assert str(error.value) == expected
+
+
+def test_first_call_goes_through_at_once_and_the_next_waits_one_interval():
+    limiter = RateLimiter(rate=4)
+
+    assert limiter.reserve() == 0.0
+    assert limiter.reserve() == pytest.approx(0.25, abs=CLOCK_SLACK)
+    assert limiter.reserve() == pytest.approx(0.5, abs=CLOCK_SLACK)
+
+
+def test_threads_are_spaced_one_interval_apart():
+    limiter = RateLimiter(rate=50)
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        limiter.acquire()
+        with lock:
+            times.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(times) == 12
+    assert min(_gaps(times)) >= 0.02 - CLOCK_SLACK
+
+
+@pytest.mark.asyncio
+async def test_coroutines_are_spaced_one_interval_apart():
+    limiter = RateLimiter(rate=50)
+    times: list[float] = []
+
+    async def call() -> None:
+        await limiter.aacquire()
+        times.append(time.monotonic())
+
+    await asyncio.gather(*(call() for _ in range(12)))
+
+    assert len(times) == 12
+    assert min(_gaps(times)) >= 0.02 - CLOCK_SLACK
+
+
+@pytest.mark.asyncio
+async def test_threads_and_coroutines_share_the_same_spacing():
+    limiter = RateLimiter(rate=50)
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def in_thread() -> None:
+        limiter.acquire()
+        with lock:
+            times.append(time.monotonic())
+
+    async def in_loop() -> None:
+        await limiter.aacquire()
+        with lock:
+            times.append(time.monotonic())
+
+    await asyncio.gather(*(asyncio.to_thread(in_thread) for _ in range(6)), *(in_loop() for _ in range(6)))
+
+    assert len(times) == 12
+    assert min(_gaps(times)) >= 0.02 - CLOCK_SLACK
+
+
+@pytest.mark.asyncio
+async def test_waiting_coroutines_do_not_block_the_event_loop():
+    limiter = RateLimiter(rate=10)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.gather(*(limiter.aacquire() for _ in range(4)))
+    ticking.cancel()
+
+    # Four calls at 10/s take 0.3 s; a blocking wait would have starved the ticker.
+    assert ticks >= 10
