@@ -1,10 +1,13 @@
-"""Provider metadata read by Airflow's ProvidersManager (placeholder; completed with the hook)."""
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from airflow_provider_mps import __version__
+from airflow_provider_mps.hooks._mps_connection_form import CONN_FIELDS, CONNECTION_TYPE, UI_FIELD_BEHAVIOUR
+
+INTEGRATION_NAME = "Tencent Cloud MPS"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -12,6 +15,49 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-tencentcloud-mps",
         "name": "Tencent Cloud MPS",
-        "description": "Tencent Cloud Media Processing Service (MPS) AIGC image generation.",
+        "description": (
+            "`Tencent Cloud Media Processing Service (MPS) <https://cloud.tencent.com/product/mps>`__ "
+            "AIGC image generation: create image tasks, wait for them (deferrable), and copy the "
+            "generated images to any object storage.\n"
+        ),
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION_NAME,
+                "external-doc-url": "https://cloud.tencent.com/document/product/862",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.hooks.mps"]},
+        ],
+        "operators": [
+            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.operators.mps"]},
+        ],
+        "sensors": [
+            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.sensors.mps"]},
+        ],
+        "triggers": [
+            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.triggers.mps"]},
+        ],
+        "transfers": [
+            {
+                "source-integration-name": INTEGRATION_NAME,
+                "target-integration-name": "Common IO",
+                "python-module": "airflow_provider_mps.transfers.mps_to_object_storage",
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": CONNECTION_TYPE,
+                "hook-class-name": "airflow_provider_mps.hooks.mps.MpsHook",
+                "hook-name": "Tencent Cloud MPS",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+            }
+        ],
+        "extra-links": [
+            "airflow_provider_mps.links.mps.MpsAigcImageLink",
+            "airflow_provider_mps.links.mps.MpsConsoleTaskLink",
+        ],
     }

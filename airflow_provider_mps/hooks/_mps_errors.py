@@ -1,0 +1,203 @@
+"""
+One error mapping for both SDK clients, and the retry policy built on it.
+
+The two SDK clients fail differently for the same fault:
+
+* the sync client wraps transport failures of ``requests`` as
+  ``TencentCloudSDKException("ClientNetworkError", str(error))`` and malformed bodies as
+  ``TencentCloudSDKException("JSONDecodeError" / "KeyError", ...)``; the original exception
+  survives as ``__context__``;
+* the async client lets raw ``httpx`` transport errors and ``json`` / ``KeyError`` escape;
+* both raise ``TencentCloudSDKException("ServerNetworkError", <body bytes>)`` for a non-200 HTTP
+  status, and ``TencentCloudSDKException(code, message, request_id)`` for an API error response.
+
+:func:`to_mps_error` turns all of them into the provider's exceptions.  A network error says
+whether the request may have reached the service: only a connection that was never established
+(refused, unresolvable, connect timeout, TLS handshake or proxy failure, no free pool slot) is
+certain not to have.
+"""
+
+from __future__ import annotations
+
+import random
+
+from airflow_provider_mps.exceptions import (
+    MpsApiError,
+    MpsError,
+    MpsNetworkError,
+    MpsTransientError,
+    is_transient_error_code,
+)
+
+CONNECT_FAILED = "ClientNetworkError.ConnectFailed"
+TIMEOUT = "ClientNetworkError.Timeout"
+CONNECTION_LOST = "ClientNetworkError.ConnectionLost"
+MALFORMED_RESPONSE = "ClientNetworkError.MalformedResponse"
+HTTP_ERROR = "ServerNetworkError"
+
+_MAX_MESSAGE = 300
+
+
+def _short(text: object) -> str:
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    shown = " ".join(str(text).split())
+    return shown if len(shown) <= _MAX_MESSAGE else shown[: _MAX_MESSAGE - 3] + "..."
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _classify_requests(error: BaseException) -> tuple[str, bool] | None:
+    import requests.exceptions as rex
+    import urllib3.exceptions as uex
+
+    if isinstance(error, (rex.ConnectTimeout, rex.ProxyError, rex.SSLError)):
+        return CONNECT_FAILED, False
+    if isinstance(error, rex.Timeout):
+        return TIMEOUT, True
+    if isinstance(error, rex.ConnectionError):
+        reason = error.args[0] if error.args else None
+        if isinstance(reason, uex.MaxRetryError) and isinstance(reason.reason, uex.ConnectTimeoutError):
+            return CONNECT_FAILED, False
+        return CONNECTION_LOST, True
+    if isinstance(error, (rex.InvalidURL, rex.MissingSchema, rex.InvalidSchema)):
+        return CONNECT_FAILED, False
+    if isinstance(error, rex.RequestException):
+        return CONNECTION_LOST, True
+    return None
+
+
+def _classify_httpx(error: BaseException) -> tuple[str, bool] | None:
+    import httpx
+
+    never_sent = (
+        httpx.ConnectError,
+        httpx.ConnectTimeout,
+        httpx.PoolTimeout,
+        httpx.ProxyError,
+        httpx.UnsupportedProtocol,
+    )
+    if isinstance(error, never_sent):
+        return CONNECT_FAILED, False
+    if isinstance(error, httpx.TimeoutException):
+        return TIMEOUT, True
+    if isinstance(error, httpx.DecodingError):
+        return MALFORMED_RESPONSE, True
+    if isinstance(error, httpx.HTTPError):
+        return CONNECTION_LOST, True
+    return None
+
+
+def _classify_transport(error: BaseException) -> tuple[str, bool] | None:
+    """Classify the first transport-level error in ``error``'s chain as (code, may have reached)."""
+    for cause in _chain(error):
+        found = _classify_requests(cause) or _classify_httpx(cause)
+        if found:
+            return found
+    return None
+
+
+def _is_malformed_body(error: BaseException) -> bool:
+    return any(isinstance(cause, (ValueError, KeyError, TypeError, IndexError)) for cause in _chain(error))
+
+
+def _network_error(code: str, reached: bool, detail: object, action: str) -> MpsNetworkError:
+    what = {
+        CONNECT_FAILED: "Could not connect to the service, so the request was not sent",
+        TIMEOUT: "The request timed out after it was sent",
+        CONNECTION_LOST: "The connection was lost after the request was sent",
+        MALFORMED_RESPONSE: "The service's answer could not be read as an API response",
+    }[code]
+    return MpsNetworkError(
+        code, f"{what}: {_short(detail)}", None, action, request_may_have_reached_service=reached
+    )
+
+
+def to_mps_error(error: BaseException, action: str) -> MpsError:
+    """
+    Return the provider exception for an error raised by either SDK client during ``action``.
+
+    :param error: what the SDK client (sync or async) raised.
+    :param action: the API action that failed, e.g. ``CreateAigcImageTask``.
+    """
+    if isinstance(error, MpsError):
+        return error
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+    if isinstance(error, TencentCloudSDKException):
+        code, message, request_id = error.code or "ClientError", error.message, error.requestId
+        if request_id:
+            # An API error response: the service's own code, message and RequestId.
+            cls = MpsTransientError if is_transient_error_code(code) else MpsApiError
+            return cls(code, _short(message), request_id, action)
+        if code == HTTP_ERROR:
+            return MpsNetworkError(
+                HTTP_ERROR,
+                "The service answered with an HTTP error status instead of an API response: "
+                + _short(message),
+                None,
+                action,
+                request_may_have_reached_service=True,
+            )
+        transport = _classify_transport(error)
+        if transport:
+            return _network_error(*transport, message, action)
+        if code == "ClientNetworkError":
+            return _network_error(CONNECTION_LOST, True, message, action)
+        if _is_malformed_body(error):
+            return _network_error(MALFORMED_RESPONSE, True, f"{code}: {message}", action)
+        return MpsApiError(code, _short(message), None, action)
+
+    transport = _classify_transport(error)
+    if transport:
+        return _network_error(*transport, error, action)
+    if _is_malformed_body(error):
+        return _network_error(MALFORMED_RESPONSE, True, f"{type(error).__name__}: {error}", action)
+    return MpsApiError("ClientError", f"{type(error).__name__}: {_short(error)}", None, action)
+
+
+def is_retryable_describe_error(error: MpsError) -> bool:
+    """Whether a read-only call that failed with ``error`` is worth repeating."""
+    return isinstance(error, MpsApiError) and error.transient
+
+
+def is_retryable_create_error(error: MpsError) -> bool:
+    """
+    Whether a create that failed with ``error`` certainly created nothing and may be repeated.
+
+    Only two failures qualify: the service refused it for quota (``RequestLimitExceeded``), or
+    the connection was never established.
+    """
+    if isinstance(error, MpsNetworkError):
+        return not error.request_may_have_reached_service
+    return isinstance(error, MpsApiError) and (
+        error.code == "RequestLimitExceeded" or error.code.startswith("RequestLimitExceeded.")
+    )
+
+
+def create_may_have_succeeded(error: MpsError) -> bool:
+    """Whether a failed create may still have created a task whose TaskId is now unknown."""
+    if isinstance(error, MpsNetworkError):
+        return error.request_may_have_reached_service
+    return isinstance(error, MpsApiError) and (
+        error.code == "InternalError" or error.code.startswith("InternalError.")
+    )
+
+
+def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
+    """
+    Seconds to wait before retry number ``attempt`` (1-based): exponential, with jitter over its upper half.
+
+    :param attempt: the retry about to be made, 1 for the first.
+    :param base: the delay scale in seconds (the hook's ``retry_delay``).
+    :param cap: the longest wait.
+    """
+    ceiling = min(cap, base * (2 ** (attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)

@@ -1,0 +1,482 @@
+"""Hook for Tencent Cloud MPS AIGC image generation, over the official SDK (sync and async clients)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_mps.exceptions import (
+    MpsError,
+    MpsInvalidParameterError,
+    MpsTaskFailedError,
+    MpsTaskTimeoutError,
+)
+from airflow_provider_mps.hooks._mps_api import (
+    CREATE_ACTION,
+    DESCRIBE_ACTION,
+    TEST_CONNECTION_ACTION,
+    build_create_params,
+    build_describe_params,
+    parse_create_response,
+    parse_describe_response,
+    parse_test_connection_response,
+    sdk_request,
+)
+from airflow_provider_mps.hooks._mps_connection import (
+    KNOWN_EXTRAS,
+    build_client_profile,
+    settings_from_connection,
+    unknown_extras,
+)
+from airflow_provider_mps.hooks._mps_connection_form import classic_ui_field_behaviour
+from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, resolve_credential
+from airflow_provider_mps.hooks._mps_errors import (
+    backoff_delay,
+    create_may_have_succeeded,
+    is_retryable_create_error,
+    is_retryable_describe_error,
+    to_mps_error,
+)
+from airflow_provider_mps.hooks._sdk_logging import guard_sdk_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
+
+T = TypeVar("T")
+
+
+class MpsAigcImageTaskStatus(str, Enum):
+    """Status of an MPS AIGC image task, as ``DescribeAigcImageTask`` reports it."""
+
+    WAIT = "WAIT"
+    RUN = "RUN"
+    DONE = "DONE"
+    FAIL = "FAIL"
+
+    @classmethod
+    def is_terminal(cls, status: str) -> bool:
+        """Return whether ``status`` (an enum member or the API's string) is final."""
+        return _value(status) in _TERMINAL_VALUES
+
+
+def _value(status: str) -> str:
+    return status.value if isinstance(status, MpsAigcImageTaskStatus) else status
+
+
+#: Statuses a task never leaves.
+TERMINAL_STATUSES: frozenset[MpsAigcImageTaskStatus] = frozenset(
+    {MpsAigcImageTaskStatus.DONE, MpsAigcImageTaskStatus.FAIL}
+)
+#: Terminal statuses that mean the images are ready.
+SUCCESS_STATUSES: frozenset[MpsAigcImageTaskStatus] = frozenset({MpsAigcImageTaskStatus.DONE})
+_TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
+
+
+def _check_seconds(field: str, value: object, *, minimum: float | None) -> None:
+    """Refuse ``value`` unless it is a number of seconds above 0 (or at least ``minimum``)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if minimum is None and not (is_number and value > 0):  # type: ignore[operator]
+        raise MpsInvalidParameterError(field, "must be a number of seconds greater than 0.", value)
+    if minimum is not None and not (is_number and value >= minimum):  # type: ignore[operator]
+        raise MpsInvalidParameterError(field, f"must be a number of seconds, {minimum:g} or more.", value)
+
+
+class MpsHook(BaseHook):
+    """
+    Create and follow Tencent Cloud MPS AIGC image tasks through the official SDK.
+
+    Constructing the hook is cheap: the connection is read and the SDK clients are built on first
+    use, once per hook, and reused (keep-alive on).  Every failure raises one of the classes in
+    :mod:`airflow_provider_mps.exceptions`.
+
+    :param mps_conn_id: the ``tencentcloud_mps`` connection to use.
+    :param region: a Tencent Cloud region overriding the connection's ``region`` extra.
+    :param retry_limit: how many times a transient failure is retried (read-only calls; a create
+        is retried only when it certainly created nothing).
+    :param retry_delay: the backoff scale in seconds; retry ``n`` waits up to
+        ``retry_delay * 2 ** (n - 1)`` seconds, with jitter.
+    """
+
+    conn_name_attr = "mps_conn_id"
+    default_conn_name = "tencentcloud_mps_default"
+    conn_type = "tencentcloud_mps"
+    hook_name = "Tencent Cloud MPS"
+
+    def __init__(
+        self,
+        mps_conn_id: str = default_conn_name,
+        *,
+        region: str | None = None,
+        retry_limit: int = 3,
+        retry_delay: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(retry_limit, bool) or not isinstance(retry_limit, int) or retry_limit < 0:
+            raise MpsInvalidParameterError("retry_limit", "must be a whole number, 0 or more.", retry_limit)
+        _check_seconds("retry_delay", retry_delay, minimum=0)
+        self.mps_conn_id = mps_conn_id
+        self.region = region
+        self.retry_limit = retry_limit
+        self.retry_delay = float(retry_delay)
+        self._lock = threading.Lock()
+        self._settings: MpsConnectionSettings | None = None
+        self._credential: ResolvedCredential | None = None
+        self._client: Any = None
+        self._async_client: Any = None
+        self._async_client_loop: asyncio.AbstractEventLoop | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Return the connection form's relabelled, hidden and placeholder fields (Airflow < 3.2)."""
+        return classic_ui_field_behaviour()
+
+    def _settings_from(self, conn: Any, extras: dict[str, Any]) -> MpsConnectionSettings:
+        settings = settings_from_connection(
+            conn_id=self.mps_conn_id,
+            conn_type=self.conn_type,
+            login=conn.login,
+            password=conn.password,
+            extras=extras,
+            region=self.region,
+        )
+        if unread := unknown_extras(extras, self.conn_type):
+            self.log.warning(
+                "Connection %s has extras %s that a tencentcloud_mps connection does not read; "
+                "the known extras are %s.",
+                self.mps_conn_id,
+                ", ".join(unread),
+                ", ".join(KNOWN_EXTRAS),
+            )
+        return settings
+
+    @property
+    def settings(self) -> MpsConnectionSettings:
+        """The validated connection (read on first use; its secrets are registered for masking)."""
+        from airflow.sdk.log import mask_secret
+
+        with self._lock:
+            if self._settings is None:
+                conn = self.get_connection(self.mps_conn_id)
+                settings = self._settings_from(conn, conn.extra_dejson)
+                for secret in settings.secrets():
+                    mask_secret(secret)
+                self._settings = settings
+            return self._settings
+
+    async def _asettings(self) -> MpsConnectionSettings:
+        from airflow.sdk.log import amask_secret
+
+        if self._settings is None:
+            conn = await self.aget_connection(self.mps_conn_id)
+            settings = self._settings_from(conn, await conn.aextra_dejson())
+            for secret in settings.secrets():
+                await amask_secret(secret)
+            self._settings = settings
+        return self._settings
+
+    def _resolve_credential(self, settings: MpsConnectionSettings) -> tuple[ResolvedCredential, bool]:
+        """Resolve the credential once; return it and whether this call resolved it."""
+        with self._lock:
+            if self._credential is not None:
+                return self._credential, False
+            self._credential = resolve_credential(settings)
+        self.log.info(
+            "Using Tencent Cloud credentials from %s for MPS at %s (region %s).",
+            self._credential.source,
+            settings.endpoint,
+            settings.region,
+        )
+        return self._credential, True
+
+    @property
+    def credential(self) -> ResolvedCredential:
+        """The credential the clients sign with: the connection's keys or the SDK's chain."""
+        from airflow.sdk.log import mask_secret
+
+        credential, fresh = self._resolve_credential(self.settings)
+        if fresh:
+            for secret in credential.secrets():
+                mask_secret(secret)
+        return credential
+
+    async def _acredential(self) -> ResolvedCredential:
+        from airflow.sdk.log import amask_secret
+
+        settings = await self._asettings()
+        # The chain may probe the instance metadata service: keep it off the event loop.
+        credential, fresh = await asyncio.to_thread(self._resolve_credential, settings)
+        if fresh:
+            for secret in credential.secrets():
+                await amask_secret(secret)
+        return credential
+
+    @property
+    def rate_limit_key(self) -> str:
+        """A non-secret key naming the account and endpoint, ``<SecretId>@<endpoint>``."""
+        return f"{self.credential.secret_id()}@{self.settings.endpoint}"
+
+    # -- SDK clients --------------------------------------------------------------------------
+
+    def get_conn(self) -> Any:
+        """Return the SDK's sync ``MpsClient`` for this connection (built once, then reused)."""
+        if self._client is None:
+            settings, credential = self.settings, self.credential
+            from tencentcloud.mps.v20190612.mps_client import MpsClient
+
+            guard_sdk_logger()
+            with self._lock:
+                if self._client is None:
+                    self._client = MpsClient(
+                        credential.credential, settings.region, build_client_profile(settings)
+                    )
+        return self._client
+
+    async def aget_conn(self) -> Any:
+        """Return the SDK's async ``MpsClient`` for the running event loop (built once per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._async_client is not None and self._async_client_loop is loop:
+            return self._async_client
+        settings = await self._asettings()
+        credential = await self._acredential()
+        import httpx
+        from tencentcloud.mps.v20190612.mps_client_async import MpsClient
+
+        guard_sdk_logger()
+        profile = build_client_profile(settings, with_proxy=False)
+        client = MpsClient(credential.credential, settings.region, profile)
+        if settings.proxy:
+            # httpx 0.28 dropped the ``proxies`` argument the SDK passes; give the client a proxy here.
+            await client.http_client.aclose()
+            client.http_client = httpx.AsyncClient(timeout=settings.request_timeout, proxy=settings.proxy)
+        self._async_client, self._async_client_loop = client, loop
+        return client
+
+    async def aclose(self) -> None:
+        """Close the async client's connections (the sync client needs no closing)."""
+        client, loop = self._async_client, self._async_client_loop
+        self._async_client = self._async_client_loop = None
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.close()
+
+    def _call(self, action: str, params: dict[str, Any]) -> Any:
+        client = self.get_conn()
+        request = sdk_request(action, params)
+        try:
+            return getattr(client, action)(request)
+        except Exception as error:
+            raise to_mps_error(error, action) from error
+
+    async def _acall(self, action: str, params: dict[str, Any]) -> Any:
+        client = await self.aget_conn()
+        request = sdk_request(action, params)
+        try:
+            return await getattr(client, action)(request)
+        except Exception as error:
+            raise to_mps_error(error, action) from error
+
+    # -- retries ------------------------------------------------------------------------------
+
+    def _retry_wait(self, action: str, error: MpsError, attempt: int) -> float:
+        """Log the retry about to be made and return the seconds to wait before it."""
+        delay = backoff_delay(attempt, self.retry_delay)
+        self.log.warning(
+            "%s failed (%s); retry %d of %d in %.1f s.", action, error, attempt, self.retry_limit, delay
+        )
+        return delay
+
+    def _with_retries(
+        self, action: str, attempt_once: Callable[[], T], retryable: Callable[[MpsError], bool]
+    ) -> T:
+        attempt = 0
+        while True:
+            try:
+                return attempt_once()
+            except MpsError as error:
+                if attempt >= self.retry_limit or not retryable(error):
+                    raise
+                attempt += 1
+                time.sleep(self._retry_wait(action, error, attempt))
+
+    async def _awith_retries(
+        self, action: str, attempt_once: Callable[[], Awaitable[T]], retryable: Callable[[MpsError], bool]
+    ) -> T:
+        attempt = 0
+        while True:
+            try:
+                return await attempt_once()
+            except MpsError as error:
+                if attempt >= self.retry_limit or not retryable(error):
+                    raise
+                attempt += 1
+                await asyncio.sleep(self._retry_wait(action, error, attempt))
+
+    # -- API ----------------------------------------------------------------------------------
+
+    def submit_aigc_image_task(
+        self,
+        *,
+        model_name: str | None = None,
+        model_version: str | None = None,
+        scene_type: str | None = None,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        enhance_prompt: bool | None = None,
+        image_infos: list[str | dict[str, str]] | None = None,
+        output_image_count: int | None = None,
+        extra_parameters: dict[str, Any] | None = None,
+        additional_parameters: dict[str, Any] | str | None = None,
+        store_cos_param: dict[str, str] | None = None,
+        operator: str | None = None,
+    ) -> dict[str, str]:
+        """
+        Create an AIGC image task and return ``{"TaskId", "RequestId"}``.
+
+        A create is not idempotent on the service: it is retried only when it certainly created
+        nothing (a ``RequestLimitExceeded`` answer, or a connection that was never established).
+        When it fails after the request may have reached the service, a WARNING names the
+        possibly orphaned task and the error is raised.
+
+        :param model_name: the model, e.g. ``Hunyuan``, ``GEM``, ``Qwen``.
+        :param model_version: the model version, e.g. ``3.0``.
+        :param scene_type: a scene for models that have them, e.g. ``3d_panorama``.
+        :param prompt: what to draw; required when no reference image is given.
+        :param negative_prompt: what to keep out of the image.
+        :param enhance_prompt: let the service rewrite the prompt for quality.
+        :param image_infos: reference images, as URLs or ``{"ImageUrl", "ReferenceType"}`` dicts.
+        :param output_image_count: how many images to generate.
+        :param extra_parameters: ``AspectRatio`` / ``Resolution`` / ``LogoAdd`` / ``OutputFormat``
+            (snake_case keys accepted).
+        :param additional_parameters: model-specific parameters, a dict or a JSON object string.
+        :param store_cos_param: ``CosBucketName`` / ``CosBucketRegion`` / ``CosBucketPath`` to store
+            results in your own COS bucket (snake_case keys accepted).
+        :param operator: the operator name recorded by the service.
+        :raises MpsInvalidParameterError: when a field has the wrong type or shape (nothing is sent).
+        """
+        params = build_create_params(
+            model_name=model_name,
+            model_version=model_version,
+            scene_type=scene_type,
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            enhance_prompt=enhance_prompt,
+            image_infos=image_infos,
+            output_image_count=output_image_count,
+            extra_parameters=extra_parameters,
+            additional_parameters=additional_parameters,
+            store_cos_param=store_cos_param,
+            operator=operator,
+        )
+        try:
+            result = self._with_retries(
+                CREATE_ACTION,
+                lambda: parse_create_response(self._call(CREATE_ACTION, params)),
+                is_retryable_create_error,
+            )
+        except MpsError as error:
+            if create_may_have_succeeded(error):
+                self.log.warning(
+                    "CreateAigcImageTask for model %s may have created a task whose TaskId is lost: "
+                    "the request may have reached the service before it failed (%s). It is not retried, "
+                    "to avoid a duplicate task; check the MPS console for an orphaned AIGC image task "
+                    "created around %s UTC before running again.",
+                    params.get("ModelName", "(default)"),
+                    error,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                )
+            raise
+        self.log.info("Created MPS AIGC image task %s (RequestId %s).", result["TaskId"], result["RequestId"])
+        return result
+
+    def create_aigc_image_task(self, **fields: Any) -> str:
+        """
+        Create an AIGC image task and return its TaskId.
+
+        :param fields: the keyword fields of :meth:`submit_aigc_image_task`.
+        """
+        return self.submit_aigc_image_task(**fields)["TaskId"]
+
+    def describe_aigc_image_task(self, task_id: str) -> dict[str, Any]:
+        """
+        Return ``{"TaskId", "Status", "ImageUrls", "Message", "RequestId"}`` for an AIGC image task.
+
+        Transient failures are retried up to ``retry_limit`` times with backoff.
+
+        :param task_id: the MPS TaskId.
+        """
+        params = build_describe_params(task_id)
+        return self._with_retries(
+            DESCRIBE_ACTION,
+            lambda: parse_describe_response(task_id, self._call(DESCRIBE_ACTION, params)),
+            is_retryable_describe_error,
+        )
+
+    async def adescribe_aigc_image_task(self, task_id: str) -> dict[str, Any]:
+        """
+        Async :meth:`describe_aigc_image_task`, through the SDK's async client.
+
+        :param task_id: the MPS TaskId.
+        """
+        params = build_describe_params(task_id)
+
+        async def attempt_once() -> dict[str, Any]:
+            return parse_describe_response(task_id, await self._acall(DESCRIBE_ACTION, params))
+
+        return await self._awith_retries(DESCRIBE_ACTION, attempt_once, is_retryable_describe_error)
+
+    def wait_for_aigc_image_task(
+        self, task_id: str, *, poll_interval: float = 10, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """
+        Poll an AIGC image task until it ends and return its ``DONE`` describe dict.
+
+        :param task_id: the MPS TaskId.
+        :param poll_interval: seconds between two describe calls.
+        :param timeout: seconds to wait in all, or ``None`` to wait as long as it takes.
+        :raises MpsTaskFailedError: when the task ends in ``FAIL``.
+        :raises MpsTaskTimeoutError: when ``timeout`` passes first.
+        """
+        _check_seconds("poll_interval", poll_interval, minimum=None)
+        if timeout is not None:
+            _check_seconds("timeout", timeout, minimum=0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_status = None
+        while True:
+            result = self.describe_aigc_image_task(task_id)
+            status = result["Status"]
+            if status != last_status:
+                self.log.info("MPS task %s is %s (RequestId %s).", task_id, status, result["RequestId"])
+                last_status = status
+            if status == MpsAigcImageTaskStatus.DONE.value:
+                return result
+            if status == MpsAigcImageTaskStatus.FAIL.value:
+                raise MpsTaskFailedError(task_id, result["Message"], result["RequestId"])
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise MpsTaskTimeoutError(
+                        f"MPS task {task_id} did not finish within the timeout of {timeout:g} seconds; "
+                        f"its last status was {status}."
+                    )
+                time.sleep(min(poll_interval, remaining))
+            else:
+                time.sleep(poll_interval)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap read-only call (``DescribeTranscodeTemplates``, ``Limit=1``): (ok, message)."""
+        endpoint = "the configured endpoint"
+        try:
+            endpoint = self.settings.endpoint
+            result = parse_test_connection_response(self._call(TEST_CONNECTION_ACTION, {"Limit": 1}))
+        except Exception as error:
+            return False, f"Connection to MPS at {endpoint} failed: {error}"
+        return True, f"Connection to MPS at {endpoint} succeeded (RequestId {result['RequestId']})."
