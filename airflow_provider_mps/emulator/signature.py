@@ -1,0 +1,247 @@
+"""
+TC3-HMAC-SHA256 request verification, as Tencent Cloud API 3.0 documents it.
+
+The signature is recomputed from what was actually received: the raw body bytes (never a
+re-serialised JSON document: ``json.dumps`` escapes non-ASCII, so re-encoding would change the
+hash), the headers the client listed in ``SignedHeaders`` and the request path and query.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airflow_provider_mps.emulator.exceptions import AuthFailureError, MissingParameterError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+ALGORITHM = "TC3-HMAC-SHA256"
+SERVICE = "mps"
+#: Largest accepted difference, in seconds, between X-TC-Timestamp and the server clock.
+MAX_CLOCK_SKEW_SECONDS = 300
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+_CREDENTIAL = re.compile(r"^(?P<secret_id>[^/]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[^/]+)/tc3_request$")
+_SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """The parsed ``Authorization`` header of a TC3 request."""
+
+    secret_id: str
+    date: str
+    service: str
+    signed_headers: tuple[str, ...]
+    signature: str
+
+
+def parse_authorization(value: str | None) -> Authorization:
+    """
+    Parse a ``TC3-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`` header.
+
+    :param value: the header value, or ``None`` when the header is absent.
+    :raises AuthFailureError: ``AuthFailure.InvalidAuthorization`` when absent or malformed.
+    """
+    if not value:
+        raise AuthFailureError("InvalidAuthorization", "The Authorization header is missing.")
+    algorithm, _, rest = value.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise AuthFailureError(
+            "InvalidAuthorization",
+            f"The Authorization header must use the {ALGORITHM} algorithm, not `{algorithm}`.",
+        )
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        key, sep, field_value = part.strip().partition("=")
+        if sep:
+            fields[key] = field_value.strip()
+    credential = _CREDENTIAL.match(fields.get("Credential", ""))
+    signed_headers = tuple(h for h in fields.get("SignedHeaders", "").split(";") if h)
+    signature = fields.get("Signature", "")
+    if credential is None or not signed_headers or not _SIGNATURE.match(signature):
+        raise AuthFailureError(
+            "InvalidAuthorization",
+            "The Authorization header must have the form `TC3-HMAC-SHA256 Credential=<SecretId>/<date>/"
+            "<service>/tc3_request, SignedHeaders=<headers>, Signature=<64 hex digits>`.",
+        )
+    return Authorization(
+        secret_id=credential["secret_id"],
+        date=credential["date"],
+        service=credential["service"],
+        signed_headers=signed_headers,
+        signature=signature,
+    )
+
+
+def secret_id_of(value: str | None) -> str | None:
+    """Return the SecretId named by an Authorization header, or ``None`` if it names none."""
+    try:
+        return parse_authorization(value).secret_id
+    except AuthFailureError:
+        return None
+
+
+def canonical_request(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    signed_headers: tuple[str, ...],
+    payload: bytes,
+    lowercase_values: bool = True,
+) -> str:
+    """
+    Build the canonical request string of the TC3 algorithm.
+
+    :param method: HTTP method, e.g. ``POST``.
+    :param path: the canonical URI, ``/`` for API 3.0.
+    :param query: the raw query string (empty for POST requests).
+    :param headers: request headers keyed by lower-case name.
+    :param signed_headers: the lower-case header names listed in ``SignedHeaders``, in that order.
+    :param payload: the raw request body, or ``b"UNSIGNED-PAYLOAD"``.
+    :param lowercase_values: lower-case header values as the published algorithm says; the official
+        SDK signs them verbatim, which only differs for mixed-case values.
+    """
+    lines = []
+    for name in signed_headers:
+        value = headers.get(name, "").strip()
+        lines.append(f"{name}:{value.lower() if lowercase_values else value}\n")
+    return "\n".join(
+        [
+            method,
+            path,
+            query,
+            "".join(lines),
+            ";".join(signed_headers),
+            hashlib.sha256(payload).hexdigest(),
+        ]
+    )
+
+
+def string_to_sign(timestamp: str, date: str, service: str, canonical: str) -> str:
+    """Build the TC3 string to sign for ``canonical`` (a canonical request string)."""
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return f"{ALGORITHM}\n{timestamp}\n{date}/{service}/tc3_request\n{digest}"
+
+
+def sign(secret_key: str, date: str, service: str, to_sign: str) -> str:
+    """Return the hex TC3 signature of ``to_sign`` derived from ``secret_key``, date and service."""
+
+    def _hmac(key: bytes, msg: str) -> bytes:
+        return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+    k_date = _hmac(("TC3" + secret_key).encode("utf-8"), date)
+    k_service = _hmac(k_date, service)
+    k_signing = _hmac(k_service, "tc3_request")
+    return hmac.new(k_signing, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def verify_request(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secret_key_for: Callable[[str], str | None],
+    token_for: Callable[[str], str | None],
+    now: float,
+) -> str:
+    """
+    Verify a signed API request and return the caller's SecretId.
+
+    Checks, in order: the Authorization header's form, the timestamp's skew, the SecretId, the
+    signature, the token.
+
+    :param method: HTTP method.
+    :param path: request path (the canonical URI).
+    :param query: raw query string.
+    :param headers: request headers keyed by lower-case name.
+    :param body: the raw body bytes as received.
+    :param secret_key_for: returns the SecretKey of a SecretId, ``None`` for an unknown one.
+    :param token_for: returns the session token a SecretId must present, ``None`` for none.
+    :param now: the server's current time, epoch seconds.
+    :raises AuthFailureError: with the service's sub-code when verification fails.
+    :raises MissingParameterError: when ``X-TC-Timestamp`` is absent.
+    """
+    auth = parse_authorization(headers.get("authorization"))
+    missing = [h for h in ("content-type", "host") if h not in auth.signed_headers]
+    if missing:
+        raise AuthFailureError(
+            "InvalidAuthorization",
+            f"SignedHeaders must include content-type and host; `{';'.join(auth.signed_headers)}` lacks "
+            f"{' and '.join(missing)}.",
+        )
+    if auth.service != SERVICE:
+        raise AuthFailureError(
+            "InvalidAuthorization",
+            f"The credential scope names service `{auth.service}`, but this endpoint serves `{SERVICE}`.",
+        )
+    raw_timestamp = headers.get("x-tc-timestamp")
+    if raw_timestamp is None:
+        raise MissingParameterError("X-TC-Timestamp")
+    try:
+        timestamp = int(raw_timestamp)
+    except ValueError:
+        raise AuthFailureError(
+            "InvalidAuthorization", f"X-TC-Timestamp `{raw_timestamp}` is not an integer of epoch seconds."
+        ) from None
+    if abs(now - timestamp) > MAX_CLOCK_SKEW_SECONDS:
+        raise AuthFailureError(
+            "SignatureExpire",
+            f"Signature expired: timestamp {timestamp} is more than {MAX_CLOCK_SKEW_SECONDS} seconds "
+            f"away from the server time {int(now)}.",
+        )
+    expected_date = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc).strftime("%Y-%m-%d")
+    secret_key = secret_key_for(auth.secret_id)
+    if secret_key is None:
+        raise AuthFailureError(
+            "SecretIdNotFound", f"The SecretId `{auth.secret_id}` is not found; check that it is correct."
+        )
+    payload = UNSIGNED_PAYLOAD.encode() if headers.get("x-tc-content-sha256") == UNSIGNED_PAYLOAD else body
+    candidates = {
+        sign(
+            secret_key,
+            auth.date,
+            auth.service,
+            string_to_sign(
+                raw_timestamp,
+                auth.date,
+                auth.service,
+                canonical_request(
+                    method=method,
+                    path=path,
+                    query=query,
+                    headers=headers,
+                    signed_headers=auth.signed_headers,
+                    payload=payload,
+                    lowercase_values=lowercase,
+                ),
+            ),
+        )
+        for lowercase in (True, False)
+    }
+    # Compare against every candidate so the time taken does not depend on which one matched.
+    matches = [hmac.compare_digest(candidate, auth.signature) for candidate in candidates]
+    if auth.date != expected_date or not any(matches):
+        raise AuthFailureError(
+            "SignatureFailure",
+            "The provided credentials could not be validated; check that the signature, the signed "
+            "headers, the body and the credential date (the UTC date of X-TC-Timestamp) are correct.",
+        )
+    expected_token = token_for(auth.secret_id)
+    received_token = headers.get("x-tc-token")
+    if expected_token is None and received_token:
+        raise AuthFailureError("TokenFailure", "The request carries a token, but this SecretId takes none.")
+    if expected_token is not None and not hmac.compare_digest(
+        (received_token or "").encode(), expected_token.encode()
+    ):
+        raise AuthFailureError("TokenFailure", "The token is missing, invalid or expired.")
+    return auth.secret_id
