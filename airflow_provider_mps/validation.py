@@ -348,7 +348,7 @@ def _store_cos_param(field: str, value: object) -> dict[str, Any] | None:
     if missing:
         raise _invalid(
             field,
-            f"needs CosBucketName and CosBucketRegion together; {' and '.join(missing)} is missing",
+            f"needs CosBucketName and CosBucketRegion together; {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
             raw,
         )
     return cos
