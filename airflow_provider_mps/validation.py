@@ -346,9 +346,10 @@ def _store_cos_param(field: str, value: object) -> dict[str, Any] | None:
         return None
     missing = [key for key in ("CosBucketName", "CosBucketRegion") if key not in cos]
     if missing:
+        verb = "is" if len(missing) == 1 else "are"
         raise _invalid(
             field,
-            f"needs CosBucketName and CosBucketRegion together; {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
+            f"needs CosBucketName and CosBucketRegion together; {' and '.join(missing)} {verb} missing",
             raw,
         )
     return cos
