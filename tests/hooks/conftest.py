@@ -1,0 +1,143 @@
+"""Fixtures for the hook tests: an isolated credential environment and real loopback network faults."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+CREDENTIAL_ENV_VARS = (
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+    "TKE_REGION",
+    "TKE_PROVIDER_ID",
+    "TKE_WEB_IDENTITY_TOKEN_FILE",
+    "TKE_ROLE_ARN",
+)
+
+
+def closed_loopback_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def isolated_credential_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """
+    Keep the Tencent Cloud credential chain on this machine's loopback and out of the user's files.
+
+    No credential environment variables, a fresh empty home for the profile file, and the CVM
+    role probe aimed at a closed loopback port instead of the metadata IP.  Returns the home.
+    """
+    from tencentcloud.common.credential import CVMRoleCredential
+
+    for name in CREDENTIAL_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    port = closed_loopback_port()
+    monkeypatch.setattr(
+        CVMRoleCredential,
+        "_role_endpoint",
+        f"http://127.0.0.1:{port}/latest/meta-data/cam/security-credentials/",
+    )
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    return home
+
+
+@pytest.fixture
+def set_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """
+    Define an Airflow connection through an ``AIRFLOW_CONN_<ID>`` variable and return its id.
+
+    Call it as ``set_connection("mps_x", login=..., password=..., extra={...})``.
+    """
+
+    def define(conn_id: str, **fields: Any) -> str:
+        value = json.dumps({"conn_type": "tencentcloud_mps", **fields})
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+        return conn_id
+
+    return define
+
+
+@pytest.fixture
+def emulator_connection(mps_emulator: Any, set_connection: Callable[..., str]) -> Callable[..., str]:
+    """Define a connection to the test's emulator; keyword arguments override fields and extras."""
+
+    def define(conn_id: str = "mps_test", *, extra: dict[str, Any] | None = None, **fields: Any) -> str:
+        values = {"login": mps_emulator.secret_id, "password": mps_emulator.secret_key, **fields}
+        extras = {"endpoint": mps_emulator.endpoint, "region": "ap-guangzhou", **(extra or {})}
+        return set_connection(conn_id, extra=extras, **values)
+
+    return define
+
+
+class LoopbackServer:
+    """
+    A raw TCP server on loopback that misbehaves in one fixed way, for network-fault tests.
+
+    :param behaviour: ``"close"`` accepts and closes without answering; ``"garbage"`` reads the
+        request and answers bytes that are not HTTP.
+    """
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.accepted = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            with conn:
+                conn.settimeout(2)
+                if self.behaviour == "garbage":
+                    try:
+                        conn.recv(65536)
+                        conn.sendall(b"this is not HTTP\r\n\r\n")
+                    except OSError:
+                        pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[Callable[[str], LoopbackServer]]:
+    """Start :class:`LoopbackServer` instances for the test; all stop at teardown."""
+    servers: list[LoopbackServer] = []
+
+    def start(behaviour: str) -> LoopbackServer:
+        server = LoopbackServer(behaviour)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
