@@ -104,10 +104,15 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
 
     @cached_property
     def hook(self) -> MpsHook:
-        """The hook polling the service (built lazily; no connection lookup here)."""
+        """
+        The hook polling the service (built lazily; no connection lookup here).
+
+        Its own retries are off: the trigger retries transient errors itself, through the shared
+        rate limiter and for as long as ``end_time`` allows.
+        """
         from airflow_provider_mps.hooks.mps import MpsHook
 
-        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region)
+        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task is terminal, the deadline passes or a hard error occurs."""
@@ -187,6 +192,11 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
         base = min(self.poll_interval, 1.0)
         ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** (failures - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    async def cleanup(self) -> None:
+        """Close the hook's HTTP connections; the MPS task itself is left alone."""
+        if "hook" in self.__dict__:
+            await self.hook.aclose()
 
     async def on_kill(self) -> None:
         """

@@ -113,3 +113,9 @@ def get_rate_limiter(key: str, action: str, rate: float = DEFAULT_RATE) -> RateL
         log.info("Lowering the rate limit for %s on %s to %s requests/s", action, key, rate)
         limiter.lower_rate(rate)
     return limiter
+
+
+def clear_rate_limiters() -> None:
+    """Forget every limiter of this process, so the next caller starts afresh (used by tests)."""
+    with _registry_lock:
+        _registry.clear()

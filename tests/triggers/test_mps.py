@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
+from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
+
+CONN_ID = "tencentcloud_mps_default"
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters():
+    """Each test starts with no limiter, so a rate lowered by one test does not slow the next."""
+    clear_rate_limiters()
+    yield
+    clear_rate_limiters()
+
+
+def _trigger(mps_task_id: str, *, poll_interval: float = 0.05, within: float = 10.0, **kwargs):
+    return MpsAigcImageTaskTrigger(
+        mps_task_id=mps_task_id,
+        mps_conn_id=CONN_ID,
+        poll_interval=poll_interval,
+        end_time=time.time() + within,
+        **kwargs,
+    )
+
+
+async def _events(trigger: MpsAigcImageTaskTrigger) -> list[dict]:
+    return [event.payload async for event in trigger.run()]
+
+
+def _create(prompt: str = "A lighthouse at dawn") -> str:
+    from airflow_provider_mps.hooks.mps import MpsHook
+
+    return MpsHook().create_aigc_image_task(prompt=prompt, model_name="GEM")
+
+
+def _describes(emulator) -> list[dict]:
+    return [r for r in emulator.requests() if r["Action"] == "DescribeAigcImageTask"]
+
+
+def test_serialize_returns_the_class_path_and_every_constructor_argument():
+    trigger = MpsAigcImageTaskTrigger(
+        mps_task_id="task-1",
+        mps_conn_id="mps_prod",
+        poll_interval=15,
+        end_time=1_900_000_000.5,
+        region="ap-singapore",
+        rate_limit=8,
+    )
+
+    assert trigger.serialize() == (
+        "airflow_provider_mps.triggers.mps.MpsAigcImageTaskTrigger",
+        {
+            "mps_task_id": "task-1",
+            "mps_conn_id": "mps_prod",
+            "poll_interval": 15.0,
+            "end_time": 1_900_000_000.5,
+            "region": "ap-singapore",
+            "rate_limit": 8.0,
+        },
+    )
+
+
+def test_serialized_trigger_round_trips_through_json():
+    original = MpsAigcImageTaskTrigger(
+        mps_task_id="task-1", mps_conn_id="mps_prod", poll_interval=10, end_time=1_900_000_000.0
+    )
+    classpath, kwargs = original.serialize()
+
+    rebuilt = MpsAigcImageTaskTrigger(**json.loads(json.dumps(kwargs)))
+
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs["region"] is None
+    assert kwargs["rate_limit"] == 20.0
+
+
+@pytest.mark.asyncio
+async def test_done_task_fires_one_success_event_with_the_describe_result(mps_conn):
+    mps_task_id = _create()
+
+    events = await _events(_trigger(mps_task_id))
+
+    task = mps_conn.tasks()[0]
+    assert task["Status"] == "DONE"
+    assert events == [
+        {
+            "status": "success",
+            "mps_task_id": mps_task_id,
+            "result": {
+                "TaskId": mps_task_id,
+                "Status": "DONE",
+                "ImageUrls": task["ImageUrls"],
+                "Message": events[0]["result"]["Message"],
+                "RequestId": _describes(mps_conn)[-1]["RequestId"],
+            },
+            "message": f"MPS task {mps_task_id} is DONE.",
+        }
+    ]
+    assert events[0]["result"]["Message"] in (None, "")
+    assert task["ImageUrls"] == [f"{mps_conn.endpoint}/images/{mps_task_id}/0.png"]
+
+
+@pytest.mark.asyncio
+async def test_failed_task_fires_a_failed_event_with_the_service_message(mps_conn):
+    mps_task_id = _create("A lighthouse [emulator:fail]")
+
+    events = await _events(_trigger(mps_task_id))
+
+    task = mps_conn.tasks()[0]
+    assert task["Status"] == "FAIL"
+    assert events == [
+        {
+            "status": "failed",
+            "mps_task_id": mps_task_id,
+            "result": {
+                "TaskId": mps_task_id,
+                "Status": "FAIL",
+                "ImageUrls": [],
+                "Message": task["Message"],
+                "RequestId": _describes(mps_conn)[-1]["RequestId"],
+            },
+            "message": task["Message"],
+        }
+    ]
+    assert task["Message"] == "Image generation failed: the prompt asked the emulator to fail this task."
+
+
+@pytest.mark.asyncio
+async def test_task_still_running_at_the_deadline_fires_a_timeout_event(mps_conn):
+    mps_conn.configure(wait_seconds=60)
+    mps_task_id = _create()
+    trigger = _trigger(mps_task_id, poll_interval=0.1, within=0.5)
+
+    events = await _events(trigger)
+
+    from datetime import datetime, timezone
+
+    deadline = datetime.fromtimestamp(trigger.end_time, tz=timezone.utc).isoformat()
+    assert events == [
+        {
+            "status": "timeout",
+            "mps_task_id": mps_task_id,
+            "result": {
+                "TaskId": mps_task_id,
+                "Status": "WAIT",
+                "ImageUrls": [],
+                "Message": events[0]["result"]["Message"],
+                "RequestId": _describes(mps_conn)[-1]["RequestId"],
+            },
+            "message": f"MPS task {mps_task_id} did not finish before {deadline}; its last status was WAIT.",
+        }
+    ]
+    # The trigger polled right up to the deadline, the last poll after end_time - poll_interval.
+    assert _describes(mps_conn)[-1]["Time"] >= trigger.end_time - 0.1
+
+
+@pytest.mark.parametrize("error_code", ["InternalError", "RequestLimitExceeded"])
+@pytest.mark.asyncio
+async def test_transient_errors_are_retried_until_the_task_is_done(mps_conn, error_code):
+    mps_task_id = _create()
+    mps_conn.configure(error_code=error_code, error_burst={"DescribeAigcImageTask": 4})
+
+    events = await _events(_trigger(mps_task_id))
+
+    codes = [r["ErrorCode"] for r in _describes(mps_conn)]
+    assert codes[:4] == [error_code] * 4
+    assert set(codes[4:]) == {None}
+    assert [e["status"] for e in events] == ["success"]
+    assert events[0]["result"]["ImageUrls"] == mps_conn.tasks()[0]["ImageUrls"]
+
+
+@pytest.mark.asyncio
+async def test_unknown_task_fires_an_error_event_naming_the_code_and_request_id(mps_conn):
+    events = await _events(_trigger("no-such-task"))
+
+    request_id = _describes(mps_conn)[-1]["RequestId"]
+    assert [r["ErrorCode"] for r in _describes(mps_conn)] == ["ResourceNotFound.TaskNotFound"]
+    assert events == [
+        {
+            "status": "error",
+            "mps_task_id": "no-such-task",
+            "result": None,
+            "message": "Polling MPS task no-such-task failed: DescribeAigcImageTask failed with "
+            "ResourceNotFound.TaskNotFound: The task `no-such-task` does not exist. "
+            f"(RequestId: {request_id})",
+        }
+    ]
+
+
+@pytest.mark.asyncio
+async def test_missing_connection_fires_an_error_event_without_calling_the_service(mps_emulator):
+    trigger = MpsAigcImageTaskTrigger(
+        mps_task_id="task-1", mps_conn_id="no_such_connection", poll_interval=0.05, end_time=time.time() + 5
+    )
+
+    events = await _events(trigger)
+
+    assert [(e["status"], e["result"]) for e in events] == [("error", None)]
+    assert events[0]["message"].startswith("Cannot poll MPS task task-1 with 'no_such_connection': ")
+    assert "no_such_connection" in events[0]["message"][len("Cannot poll MPS task task-1 with ''") :]
+    assert mps_emulator.requests() == []
+
+
+@pytest.mark.asyncio
+async def test_triggers_sharing_credentials_never_exceed_the_shared_describe_quota(mps_conn):
+    rate = 10
+    # Tasks that run for two seconds keep all ten triggers polling for longer than a second.
+    mps_conn.configure(rate_limit=rate, wait_seconds=2.0)
+    task_ids = [_create(f"A lighthouse number {n}") for n in range(rate)]
+
+    # Polling every 20 ms, ten triggers would send 500 calls/s without the shared limiter.
+    events = await asyncio.gather(
+        *(_events(_trigger(t, poll_interval=0.02, rate_limit=rate)) for t in task_ids)
+    )
+
+    assert [[e["status"] for e in per_trigger] for per_trigger in events] == [["success"]] * rate
+    describes = _describes(mps_conn)
+    assert [r["ErrorCode"] for r in describes] == [None] * len(describes)
+    assert len(describes) > 2 * rate
+    times = sorted(r["Time"] for r in describes)
+    # Any `rate` + 1 consecutive calls span a second (less scheduling jitter on the server clock).
+    assert min(later - earlier for earlier, later in zip(times, times[rate:], strict=False)) >= 0.9
