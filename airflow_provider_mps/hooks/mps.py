@@ -290,7 +290,14 @@ class MpsHook(BaseHook):
         """Log the retry about to be made and return the seconds to wait before it."""
         delay = backoff_delay(attempt, self.retry_delay)
         self.log.warning(
-            "%s failed (%s); retry %d of %d in %.1f s.", action, error, attempt, self.retry_limit, delay
+            "%s failed with %s: %s (RequestId %s); retry %d of %d in %.1f s.",
+            action,
+            getattr(error, "code", type(error).__name__),
+            getattr(error, "message", str(error)),
+            getattr(error, "request_id", None) or "none",
+            attempt,
+            self.retry_limit,
+            delay,
         )
         return delay
 

@@ -30,6 +30,12 @@ def closed_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def closed_port_endpoint() -> str:
+    """An http:// endpoint on loopback where nothing listens: every connection is refused."""
+    return f"http://127.0.0.1:{closed_loopback_port()}"
+
+
 @pytest.fixture(autouse=True)
 def isolated_credential_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """
@@ -141,3 +147,12 @@ def loopback_server() -> Iterator[Callable[[str], LoopbackServer]]:
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def hook_logs() -> Iterator[list[dict[str, Any]]]:
+    """What the hook logged during the test (Airflow logs through structlog): ``[{"event", "log_level"}]``."""
+    import structlog
+
+    with structlog.testing.capture_logs() as logs:
+        yield logs

@@ -1,0 +1,175 @@
+"""
+Retry policy: describe retries transient failures; create retries only when nothing was created.
+
+The emulator's request log shows exactly which calls reached it and how each ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from airflow_provider_mps.exceptions import MpsApiError, MpsNetworkError, MpsTransientError
+from airflow_provider_mps.hooks.mps import MpsHook
+
+
+def calls(emulator):
+    return [(r["Action"], r["ErrorCode"]) for r in emulator.requests()]
+
+
+def test_describe_retries_transient_errors_until_it_succeeds(mps_conn):
+    hook = MpsHook(retry_limit=3, retry_delay=0.01)
+    task_id = hook.create_aigc_image_task(prompt="p")
+    mps_conn.configure(error_code="InternalError", error_burst={"DescribeAigcImageTask": 2})
+
+    result = hook.describe_aigc_image_task(task_id)
+
+    assert result["TaskId"] == task_id
+    assert calls(mps_conn) == [
+        ("CreateAigcImageTask", None),
+        ("DescribeAigcImageTask", "InternalError"),
+        ("DescribeAigcImageTask", "InternalError"),
+        ("DescribeAigcImageTask", None),
+    ]
+
+
+def test_async_describe_retries_transient_errors_until_it_succeeds(mps_conn):
+    hook = MpsHook(retry_limit=3, retry_delay=0.01)
+    task_id = hook.create_aigc_image_task(prompt="p")
+    mps_conn.configure(error_code="RequestLimitExceeded", error_burst={"DescribeAigcImageTask": 2})
+
+    async def run():
+        try:
+            return await hook.adescribe_aigc_image_task(task_id)
+        finally:
+            await hook.aclose()
+
+    assert asyncio.run(run())["TaskId"] == task_id
+    assert calls(mps_conn)[1:] == [
+        ("DescribeAigcImageTask", "RequestLimitExceeded"),
+        ("DescribeAigcImageTask", "RequestLimitExceeded"),
+        ("DescribeAigcImageTask", None),
+    ]
+
+
+def test_describe_retries_network_faults(mps_conn):
+    hook = MpsHook(retry_limit=2, retry_delay=0.01)
+    task_id = hook.create_aigc_image_task(prompt="p")
+    mps_conn.configure(html_5xx_rate={"DescribeAigcImageTask": 1.0})
+
+    with pytest.raises(MpsNetworkError) as raised:
+        hook.describe_aigc_image_task(task_id)
+
+    assert raised.value.code == "ServerNetworkError"
+    assert [action for action, _ in calls(mps_conn)] == ["CreateAigcImageTask"] + [
+        "DescribeAigcImageTask"
+    ] * 3
+
+
+def test_describe_gives_up_after_retry_limit_retries_and_logs_each(mps_conn, hook_logs):
+    hook = MpsHook(retry_limit=2, retry_delay=0.01)
+    task_id = hook.create_aigc_image_task(prompt="p")
+    mps_conn.configure(error_code="InternalError", error_burst={"DescribeAigcImageTask": 10})
+
+    with pytest.raises(MpsTransientError) as raised:
+        hook.describe_aigc_image_task(task_id)
+
+    assert raised.value.code == "InternalError"
+    assert calls(mps_conn)[1:] == [("DescribeAigcImageTask", "InternalError")] * 3
+    retries = [log["event"] for log in hook_logs if log["log_level"] == "warning"]
+    assert len(retries) == 2
+    request_ids = [r["RequestId"] for r in mps_conn.requests()[1:3]]
+    assert retries[0].startswith("DescribeAigcImageTask failed with InternalError: ")
+    assert f" (RequestId {request_ids[0]}); retry 1 of 2 in " in retries[0]
+    assert f" (RequestId {request_ids[1]}); retry 2 of 2 in " in retries[1]
+
+
+def test_describe_does_not_retry_a_fatal_error(mps_conn):
+    with pytest.raises(MpsApiError):
+        MpsHook(retry_limit=3, retry_delay=0.01).describe_aigc_image_task("1-AigcImage-unknown")
+
+    assert calls(mps_conn) == [("DescribeAigcImageTask", "ResourceNotFound.TaskNotFound")]
+
+
+def test_create_retries_when_the_service_refused_it_for_quota(mps_conn):
+    mps_conn.configure(error_code="RequestLimitExceeded", error_burst={"CreateAigcImageTask": 2})
+
+    task_id = MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p")
+
+    assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id]
+    assert calls(mps_conn) == [
+        ("CreateAigcImageTask", "RequestLimitExceeded"),
+        ("CreateAigcImageTask", "RequestLimitExceeded"),
+        ("CreateAigcImageTask", None),
+    ]
+
+
+def test_create_retries_when_the_connection_was_never_established(
+    emulator_connection, closed_port_endpoint, hook_logs
+):
+    hook = MpsHook(
+        emulator_connection(extra={"endpoint": closed_port_endpoint}), retry_limit=2, retry_delay=0.01
+    )
+
+    with pytest.raises(MpsNetworkError) as raised:
+        hook.create_aigc_image_task(prompt="p")
+
+    assert (raised.value.code, raised.value.request_may_have_reached_service) == (
+        "ClientNetworkError.ConnectFailed",
+        False,
+    )
+    warnings = [log["event"] for log in hook_logs if log["log_level"] == "warning"]
+    assert len(warnings) == 2
+    assert [" retry 1 of 2 in " in warnings[0], " retry 2 of 2 in " in warnings[1]] == [True, True]
+
+
+def test_create_is_not_retried_after_an_internal_error_and_warns_of_an_orphan(mps_conn, hook_logs):
+    mps_conn.configure(error_code="InternalError", error_burst={"CreateAigcImageTask": 1})
+
+    with pytest.raises(MpsTransientError) as raised:
+        MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p", model_name="GEM")
+
+    assert calls(mps_conn) == [("CreateAigcImageTask", "InternalError")]
+    [warning] = [log["event"] for log in hook_logs if log["log_level"] == "warning"]
+    assert warning.startswith(
+        "CreateAigcImageTask for model GEM may have created a task whose TaskId is lost: the request may "
+        f"have reached the service before it failed ({raised.value}). It is not retried, to avoid a "
+        "duplicate task; check the MPS console for an orphaned AIGC image task created around "
+    )
+
+
+def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_created(mps_conn, hook_logs):
+    mps_conn.configure(drop_after_create_rate={"CreateAigcImageTask": 1.0})
+
+    with pytest.raises(MpsNetworkError) as raised:
+        MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p")
+
+    assert (raised.value.code, raised.value.request_may_have_reached_service) == (
+        "ClientNetworkError.ConnectionLost",
+        True,
+    )
+    assert len(mps_conn.tasks()) == 1  # the orphan the warning tells the user about
+    assert [action for action, _ in calls(mps_conn)] == ["CreateAigcImageTask"]
+    [warning] = [log["event"] for log in hook_logs if log["log_level"] == "warning"]
+    assert "may have created a task whose TaskId is lost" in warning
+
+
+def test_create_is_not_retried_after_an_html_5xx_answer(mps_conn):
+    mps_conn.configure(html_5xx_rate={"CreateAigcImageTask": 1.0})
+
+    with pytest.raises(MpsNetworkError):
+        MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p")
+
+    assert [action for action, _ in calls(mps_conn)] == ["CreateAigcImageTask"]
+
+
+def test_create_is_not_retried_after_a_fatal_error_and_does_not_warn(mps_conn, hook_logs):
+    mps_conn.configure(error_code="InvalidParameterValue", error_burst={"CreateAigcImageTask": 1})
+
+    with pytest.raises(MpsApiError) as raised:
+        MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p")
+
+    assert (type(raised.value), raised.value.code) == (MpsApiError, "InvalidParameterValue")
+    assert calls(mps_conn) == [("CreateAigcImageTask", "InvalidParameterValue")]
+    assert [log for log in hook_logs if log["log_level"] == "warning"] == []
