@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import ResumableJobMixin
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_mps.exceptions import MpsApiError, MpsNetworkError
+from airflow_provider_mps.exceptions import MpsApiError
 from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.validation import build_aigc_image_request, validate_literal_aigc_image_fields
 
@@ -27,6 +28,9 @@ DEFAULT_CONN_ID = "tencentcloud_mps_default"
 
 #: XCom key of the ``CreateAigcImageTask`` RequestId (quote it in support cases).
 REQUEST_ID_XCOM_KEY = "request_id"
+
+#: Error codes (and their prefixes) of requests the service refuses as malformed: never retried.
+_REFUSED_REQUEST_CODES = ("InvalidParameter", "MissingParameter", "UnknownParameter")
 
 #: Status reported for a stored TaskId the service no longer knows (never an MPS status).
 _GONE = "NOT_FOUND"
@@ -218,20 +222,17 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> JsonValue:
         """Create the MPS task; return ``{"TaskId", "RequestId"}`` for the task_state_store."""
+        # The hook logs the TaskId and RequestId, and warns when a failed create may have created a task.
         try:
             response = self.hook.submit_aigc_image_task(**self._request)
-        except MpsNetworkError as error:
-            if error.request_may_have_reached_service:
-                self.log.warning(
-                    "The CreateAigcImageTask request may have reached MPS before the connection failed, "
-                    "so an MPS task may have been created whose TaskId is unknown (possibly orphaned; "
-                    "look for it in the MPS console). Prompt: %r. Error: %s",
-                    self._request.get("prompt"),
-                    error,
-                )
+        except MpsApiError as error:
+            if error.code.startswith(_REFUSED_REQUEST_CODES):
+                raise AirflowFailException(
+                    f"{error} The service refused the request's parameters; the same request cannot "
+                    "succeed on a retry, so the task fails without retrying."
+                ) from error
             raise
         job = {"TaskId": response["TaskId"], "RequestId": response["RequestId"]}
-        self.log.info("Created MPS AIGC image task %s (RequestId %s)", job["TaskId"], job["RequestId"])
         self._job = job
         context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=job["RequestId"])
         return job
