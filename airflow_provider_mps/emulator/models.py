@@ -287,7 +287,11 @@ class EmulatorBackend:
 
     def take_quota(self, secret_id: str, action: str) -> None:
         """
-        Spend one request of ``secret_id``'s quota for ``action`` (token bucket, capacity = rate).
+        Spend one request of ``secret_id``'s quota for ``action``.
+
+        A token bucket per SecretId and action: it holds up to ``rate`` requests (at least one)
+        and refills at ``rate`` per second, so bursts up to the quota pass and sustained traffic
+        above it is refused.
 
         :raises RequestLimitExceededError: when the bucket is empty.
         """
@@ -295,9 +299,10 @@ class EmulatorBackend:
             rate = self.knobs.rate_limit
             if rate <= 0:
                 return
+            capacity = max(1.0, rate)
             now = time.monotonic()
-            bucket = self._buckets.setdefault((secret_id, action), _Bucket(tokens=rate, updated=now))
-            bucket.tokens = min(rate, bucket.tokens + (now - bucket.updated) * rate)
+            bucket = self._buckets.setdefault((secret_id, action), _Bucket(tokens=capacity, updated=now))
+            bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
             bucket.updated = now
             if bucket.tokens < 1:
                 raise RequestLimitExceededError(action, rate)

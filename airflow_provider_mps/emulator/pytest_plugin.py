@@ -52,6 +52,16 @@ class EmulatorHandle:
         self.token = token
         self.region = region
 
+    @classmethod
+    def from_server(cls, server: ThreadedEmulatorServer) -> EmulatorHandle:
+        """Return a handle on a started :class:`ThreadedEmulatorServer`."""
+        return cls(
+            endpoint=server.endpoint,
+            secret_id=server.secret_id,
+            secret_key=server.secret_key,
+            token=server.token,
+        )
+
     def __repr__(self) -> str:  # never show the secret key
         return f"EmulatorHandle(endpoint={self.endpoint!r}, secret_id={self.secret_id!r})"
 
@@ -136,12 +146,7 @@ def mps_emulator_server(mps_emulator_options: dict[str, Any]) -> Iterator[Thread
 def mps_emulator(mps_emulator_server: ThreadedEmulatorServer) -> Iterator[EmulatorHandle]:
     """A freshly reset emulator; errors raised inside it during the test fail the test at teardown."""
     mps_emulator_server.backend.reset()
-    yield EmulatorHandle(
-        endpoint=mps_emulator_server.endpoint,
-        secret_id=mps_emulator_server.secret_id,
-        secret_key=mps_emulator_server.secret_key,
-        token=mps_emulator_server.token,
-    )
+    yield EmulatorHandle.from_server(mps_emulator_server)
     errors = list(mps_emulator_server.backend.server_errors)
     if errors:
         raise errors[0]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -86,7 +87,8 @@ class DroppedConnection(Response):
     Not a response: resets the TCP connection without answering.
 
     With ``half_body`` set, the status line, the headers (announcing the full length) and the
-    first half of ``half_body`` are sent first, so the client sees a truncated body.
+    first half of ``half_body`` are sent first and the connection is then closed normally, so
+    the client sees a truncated body rather than a reset.
     """
 
     def __init__(self, half_body: bytes | None = None, headers: dict[str, str] | None = None) -> None:
@@ -107,14 +109,20 @@ class DroppedConnection(Response):
                     "more_body": True,
                 }
             )
-            await asyncio.sleep(0.05)  # let the partial body reach the client before the reset
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # Linger 0: closing sends a TCP RST at once instead of a FIN after the buffered bytes.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
+            transport.close()  # FIN once the partial body is flushed
+        else:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger 0: closing sends a TCP RST at once instead of a FIN after buffered bytes.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
         while (await receive())["type"] != "http.disconnect":
             pass
+
+
+async def _gone(request: Request) -> str | None:
+    """Return ``"client_disconnected"`` if the client has hung up, else ``None``."""
+    return "client_disconnected" if await request.is_disconnected() else None
 
 
 def _api_response(payload: dict[str, Any], request_id: str) -> JSONResponse:
@@ -182,9 +190,6 @@ class EmulatorApp:
                 fault=fault,
             )
 
-        latency = float(backend.knobs.scoped("latency_seconds", action))
-        if latency > 0:
-            await asyncio.sleep(latency)
         if backend.chance("drop_before_read_rate", action):
             record(fault="drop_before_read")
             return DroppedConnection()
@@ -192,17 +197,29 @@ class EmulatorApp:
             record(fault="html_5xx")
             return Response(_BAD_GATEWAY_PAGE, status_code=502, media_type="text/html")
 
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:
+            record(fault="client_disconnected")
+            return Response(b"", status_code=499)
+        latency = float(backend.knobs.scoped("latency_seconds", action))
+        if latency > 0:
+            # The request is read and will be handled even if the client gives up meanwhile.
+            await asyncio.sleep(latency)
         try:
             payload = self._handle(request, body, action)
         except MpsServiceError as exc:
-            record(error_code=exc.code, fault="error" if getattr(exc, "injected", False) else None)
+            injected = getattr(exc, "injected", False)
+            record(error_code=exc.code, fault="error" if injected else await _gone(request))
             return _error_response(exc.code, exc.message, request_id)
         except Exception as exc:
             log.exception("The emulator failed while handling %s", action)
             backend.server_errors.append(exc)
             record(error_code="InternalError")
             return _error_response("InternalError", f"The emulator failed: {exc!r}", request_id)
+        if latency > 0 and await request.is_disconnected():
+            record(fault="client_disconnected")
+            return Response(b"", status_code=499)
 
         if backend.chance("drop_after_create_rate", action):
             record(fault="drop_after_create")

@@ -372,7 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             + "\n",
             file=sys.stderr,
         )
-    sock = bind_socket(args.host, args.port)
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as exc:
+        print(f"mps-emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
     endpoint = f"http://{host}:{sock.getsockname()[1]}"
     connection = {

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.mps.v20190612 import mps_client, mps_client_async, models
+from tencentcloud.mps.v20190612 import models, mps_client, mps_client_async
 
 if TYPE_CHECKING:
     from airflow_provider_mps.emulator.pytest_plugin import EmulatorHandle
@@ -20,7 +20,11 @@ def profile(handle: EmulatorHandle) -> ClientProfile:
 
 
 def sync_client(
-    handle: EmulatorHandle, *, secret_id: str | None = None, secret_key: str | None = None, token: str | None = None
+    handle: EmulatorHandle,
+    *,
+    secret_id: str | None = None,
+    secret_key: str | None = None,
+    token: str | None = None,
 ) -> mps_client.MpsClient:
     cred = credential.Credential(
         secret_id or handle.secret_id, secret_key or handle.secret_key, token if token else handle.token
