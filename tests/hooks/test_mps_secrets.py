@@ -1,0 +1,120 @@
+"""The SecretKey and session token never reach a log line, an exception or a repr."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+import secrets
+
+import pytest
+
+from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
+from airflow_provider_mps.exceptions import MpsApiError
+from airflow_provider_mps.hooks._sdk_logging import SDK_LOGGER_NAME, redact
+from airflow_provider_mps.hooks.mps import MpsHook
+
+SECRET_ID = "AKIDSECRETSTEST00000000000000000000000"
+SECRET_KEY = "secrets-test-key-" + secrets.token_hex(8)
+TOKEN = "secrets-test-token-" + secrets.token_hex(8)
+
+
+@pytest.fixture(scope="module")
+def token_emulator():
+    server = ThreadedEmulatorServer(port=0, secret_id=SECRET_ID, secret_key=SECRET_KEY, token=TOKEN)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sdk_debug_log():
+    """Turn the SDK's debug logger on with the user's own handler, as ``set_stream_logger`` does."""
+    sdk_logger = logging.getLogger(SDK_LOGGER_NAME)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    level = sdk_logger.level
+    sdk_logger.setLevel(logging.DEBUG)
+    sdk_logger.addHandler(handler)
+    yield stream
+    sdk_logger.removeHandler(handler)
+    sdk_logger.setLevel(level)
+
+
+def token_connection(set_connection, endpoint: str, token: str = TOKEN, key: str = SECRET_KEY) -> str:
+    return set_connection(
+        "mps_secret", login=SECRET_ID, password=key, extra={"endpoint": endpoint, "token": token}
+    )
+
+
+def test_sdk_debug_log_of_both_clients_shows_no_key_or_token(
+    token_emulator, set_connection, sdk_debug_log, caplog, hook_logs
+):
+    caplog.set_level(logging.DEBUG, logger=SDK_LOGGER_NAME)
+    hook = MpsHook(token_connection(set_connection, token_emulator.endpoint))
+
+    task_id = hook.create_aigc_image_task(prompt="p")
+    hook.describe_aigc_image_task(task_id)
+
+    async def describe_async():
+        try:
+            await hook.adescribe_aigc_image_task(task_id)
+        finally:
+            await hook.aclose()
+
+    asyncio.run(describe_async())
+
+    logged = sdk_debug_log.getvalue() + caplog.text + repr(hook_logs)
+    assert "SendRequest" in sdk_debug_log.getvalue()  # the SDK did dump its requests
+    assert len(re.findall(r"(?i)x-tc-token: \*\*\*", sdk_debug_log.getvalue())) == 3
+    assert len(re.findall(r"(?i)authorization: \*\*\*", sdk_debug_log.getvalue())) == 3
+    assert (TOKEN in logged, SECRET_KEY in logged) == (False, False)
+
+
+def test_failed_calls_show_no_key_or_token(token_emulator, set_connection, sdk_debug_log, hook_logs):
+    wrong_key = "wrong-key-" + secrets.token_hex(8)
+    conn_id = token_connection(set_connection, token_emulator.endpoint, key=wrong_key)
+
+    with pytest.raises(MpsApiError) as raised:
+        MpsHook(conn_id, retry_limit=0).create_aigc_image_task(prompt="p")
+
+    shown = str(raised.value) + repr(raised.value) + sdk_debug_log.getvalue() + repr(hook_logs)
+    assert raised.value.code == "AuthFailure.SignatureFailure"
+    assert (TOKEN in shown, wrong_key in shown) == (False, False)
+
+
+def test_keys_found_by_the_credential_chain_are_registered_with_airflows_secrets_masker(
+    mps_emulator, set_connection, monkeypatch
+):
+    from airflow.sdk.log import redact as airflow_redact
+
+    env_key = mps_emulator.secret_key
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", mps_emulator.secret_id)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", env_key)
+
+    MpsHook(set_connection("mps_chain_mask", extra={"endpoint": mps_emulator.endpoint})).get_conn()
+
+    assert airflow_redact(f"key={env_key}") == "key=***"
+
+
+def test_connection_token_is_registered_with_airflows_secrets_masker(token_emulator, set_connection):
+    from airflow.sdk.log import redact as airflow_redact
+
+    token = "registered-token-" + secrets.token_hex(8)
+    MpsHook(token_connection(set_connection, token_emulator.endpoint, token=token)).get_conn()
+
+    assert airflow_redact(f"t {token} t") == "t *** t"
+
+
+def test_redact_masks_credential_headers_and_query_parameters():
+    dump = (
+        "Header: Authorization: TC3-HMAC-SHA256 Credential=AKID/2026-01-01/mps/tc3_request, Signature=ab\n"
+        "X-TC-Token: abc.def\nx-tc-token:ghi\nContent-Type: application/json\n"
+        "Data: Token=tok123&SecretKey=key456&Signature=sig789&Action=Describe"
+    )
+
+    assert redact(dump) == (
+        "Header: Authorization: ***\nX-TC-Token: ***\nx-tc-token:***\nContent-Type: application/json\n"
+        "Data: Token=***&SecretKey=***&Signature=***&Action=Describe"
+    )
