@@ -397,18 +397,21 @@ class EmulatorBackend:
         """Every task in creation order, with the request parameters exactly as received."""
         with self._lock:
             now = time.time()
-            return [
-                {
-                    "TaskId": task.task_id,
-                    "Status": self._view(task, base_url, now)["Status"],
-                    "SecretId": task.secret_id,
-                    "CreatedAt": task.created_at,
-                    "Request": copy.deepcopy(task.request),
-                    "ImageUrls": self._view(task, base_url, now)["ImageUrls"],
-                    "Message": task.message(now),
-                }
-                for task in self._tasks.values()
-            ]
+            listed = []
+            for task in self._tasks.values():
+                view = self._view(task, base_url, now)
+                listed.append(
+                    {
+                        "TaskId": task.task_id,
+                        "Status": view["Status"],
+                        "SecretId": task.secret_id,
+                        "CreatedAt": task.created_at,
+                        "Request": copy.deepcopy(task.request),
+                        "ImageUrls": view["ImageUrls"],
+                        "Message": view["Message"],
+                    }
+                )
+            return listed
 
     def force_status(self, task_id: str, status: str, message: str | None = None) -> None:
         """

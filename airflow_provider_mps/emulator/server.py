@@ -152,13 +152,14 @@ class ThreadedEmulatorServer:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._failure: BaseException | None = None
+        self._port: int | None = None
 
     @property
     def port(self) -> int:
-        """The port the server listens on."""
-        if self._socket is None:
+        """The port the server listens on (or last listened on, once stopped)."""
+        if self._port is None:
             raise RuntimeError("The emulator is not started; call start() first.")
-        return int(self._socket.getsockname()[1])
+        return self._port
 
     @property
     def endpoint(self) -> str:
@@ -175,6 +176,7 @@ class ThreadedEmulatorServer:
         if self._thread is not None:
             raise RuntimeError("The emulator is already started.")
         self._socket = bind_socket(self.host, self.requested_port)
+        self._port = int(self._socket.getsockname()[1])
         self._server = build_server(self.backend, public_url=self.public_url)
         self._thread = threading.Thread(target=self._run, name=f"mps-emulator-{self.port}", daemon=True)
         self._thread.start()
