@@ -39,6 +39,12 @@ FINISHED_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed
 #: DAG run states that end a run.
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 
+#: Keys of a structured task log record that only say where and when it was logged.
+_LOG_RECORD_CONTEXT_KEYS = frozenset(
+    {"timestamp", "level", "event", "logger", "filename", "lineno", "category"}
+    | {"task_id", "map_index", "run_id", "dag_id", "ti_id", "try_number"}
+)
+
 #: Seconds without a heartbeat after which a triggerer counts as dead and its triggers move on.
 TRIGGERER_HEALTH_CHECK_THRESHOLD = 6
 
@@ -249,7 +255,7 @@ class AirflowCluster:
         """
         Wait until the DAG processor has serialized every DAG in ``dag_ids``.
 
-        Fails at once, with the errors, if any DAG file failed to import.
+        Fails at once, with the errors, if a DAG is still missing while DAG files failed to import.
 
         :param dag_ids: the DAG ids the tests need.
         :param timeout: seconds to wait.
@@ -260,14 +266,14 @@ class AirflowCluster:
         def parsed() -> bool:
             nonlocal missing
             self._check_alive()
-            errors = self.api("GET", "/importErrors")["import_errors"]
-            if errors:
-                raise ClusterError(
-                    "DAG files failed to import:\n"
-                    + "\n".join(f"{e['filename']}:\n{e['stack_trace']}" for e in errors)
-                )
             known = {dag["dag_id"] for dag in self.api("GET", "/dags", params={"limit": 1000})["dags"]}
             missing = wanted - known
+            errors = self.api("GET", "/importErrors")["import_errors"]
+            if missing and errors:
+                raise ClusterError(
+                    f"DAGs {sorted(missing)} are missing and DAG files failed to import:\n"
+                    + "\n".join(f"{e['filename']}:\n{e['stack_trace']}" for e in errors)
+                )
             return not missing
 
         self.wait_for(parsed, timeout=timeout, what=lambda: f"DAGs {sorted(missing)} to be parsed")
@@ -366,7 +372,11 @@ class AirflowCluster:
         return entry["value"]
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        """One try's task log as text, one line per structured log record."""
+        """
+        One try's task log as text: a line ``[level] event key=value ...`` per structured record.
+
+        The record's context (timestamp, logger, source line, task identity) is left out.
+        """
         answer = self.api(
             "GET",
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
@@ -375,10 +385,13 @@ class AirflowCluster:
         )
         lines = []
         for record in answer["content"]:
-            if isinstance(record, dict):
-                lines.append(f"[{record.get('level', '')}] {record.get('event', '')}")
-            else:
+            if not isinstance(record, dict):
                 lines.append(str(record))
+                continue
+            extras = "".join(
+                f" {key}={value}" for key, value in record.items() if key not in _LOG_RECORD_CONTEXT_KEYS
+            )
+            lines.append(f"[{record.get('level', '')}] {record.get('event', '')}{extras}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ observing runs

@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_provider_mps.emulator.pytest_plugin import CONNECTION_ENV, EmulatorHandle
 from tests.integration.airflow_cluster import AirflowCluster
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
 
 INTEGRATION_DAGS = Path(__file__).resolve().parent / "dags"
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "dags_examples"
@@ -22,14 +25,25 @@ def cluster_dag_files() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def airflow_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowCluster]:
+def airflow_cluster(
+    tmp_path_factory: pytest.TempPathFactory, mps_emulator_server: ThreadedEmulatorServer
+) -> Iterator[AirflowCluster]:
     """
     A running Airflow (API server, scheduler, DAG processor, triggerer) on loopback.
 
-    Started once for the whole integration run and stopped at its end, even when tests fail.
+    Its default MPS connection points at the session's emulator (which runs in this pytest
+    process; the ``mps_emulator`` fixture resets it per test).  Started once for the whole
+    integration run and stopped at its end, even when tests fail.
     """
+    emulator = EmulatorHandle(
+        endpoint=mps_emulator_server.endpoint,
+        secret_id=mps_emulator_server.secret_id,
+        secret_key=mps_emulator_server.secret_key,
+        token=mps_emulator_server.token,
+    )
     root = tmp_path_factory.mktemp("airflow-cluster")
-    with AirflowCluster(root, dag_files=cluster_dag_files()) as cluster:
+    env = {CONNECTION_ENV: emulator.airflow_connection()}
+    with AirflowCluster(root, dag_files=cluster_dag_files(), extra_env=env) as cluster:
         yield cluster
 
 

@@ -29,6 +29,10 @@ def test_core_deferrable_sensor_defers_frees_its_worker_and_succeeds(cluster: Ai
     assert [(t["try_number"], t["state"]) for t in cluster.tries(SMOKE_DAG, run_id, "wait")] == [
         (1, "success")
     ]
-    log_lines = cluster.task_log(SMOKE_DAG, run_id, "wait", 1).splitlines()
-    assert "[info] Pausing task as DEFERRED. " in log_lines, cluster.explain(SMOKE_DAG, run_id)
-    assert "[info] Trigger fired event" in log_lines, cluster.explain(SMOKE_DAG, run_id)
+    log = cluster.task_log(SMOKE_DAG, run_id, "wait", 1)
+    wanted = ("[info] Pausing task as DEFERRED", "[info] trigger starting", "[info] Trigger fired")
+    milestones = [line.split(" ", 1)[1] for line in log.splitlines() if line.startswith(wanted)]
+    assert milestones[0] == "Pausing task as DEFERRED. ", log
+    assert milestones[1] == "trigger starting", log
+    assert milestones[2].startswith("Trigger fired event "), log
+    assert len(milestones) == 3, log
