@@ -91,7 +91,7 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         except AirflowFailException as error:
             if self.soft_fail or self.never_fail:
                 raise AirflowSkipException(
-                    f"Skipping because soft_fail/never_fail is set: {error}"
+                    f"Skipping because soft_fail or never_fail is set: {error}"
                 ) from error
             raise
         if done:

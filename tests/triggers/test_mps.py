@@ -201,9 +201,15 @@ async def test_missing_connection_fires_an_error_event_without_calling_the_servi
 
     events = await _events(trigger)
 
-    assert [(e["status"], e["result"]) for e in events] == [("error", None)]
-    assert events[0]["message"].startswith("Cannot poll MPS task task-1 with 'no_such_connection': ")
-    assert "no_such_connection" in events[0]["message"][len("Cannot poll MPS task task-1 with ''") :]
+    assert events == [
+        {
+            "status": "error",
+            "mps_task_id": "task-1",
+            "result": None,
+            "message": "Cannot poll MPS task task-1 with 'no_such_connection': "
+            "The conn_id `no_such_connection` isn't defined",
+        }
+    ]
     assert mps_emulator.requests() == []
 
 
