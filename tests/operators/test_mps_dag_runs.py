@@ -1,0 +1,264 @@
+"""
+MpsCreateAigcImageTaskOperator in real DAG runs (``dag.test()``) against the emulator.
+
+Each test runs one DAG exercising several behaviours at once (a task run costs about a second), then
+checks what the service received (the emulator's introspection) against what Airflow recorded
+(task instance states and tries, XComs, the task state store).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+from tests.conftest import run_dag
+from tests.operators._airflow_records import task_states, xcoms
+
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+
+
+def created_requests(emulator: Any) -> dict[str, dict[str, Any]]:
+    """What each CreateAigcImageTask received, keyed by the TaskId it created."""
+    return {created["TaskId"]: created["Request"] for created in emulator.tasks()}
+
+
+def create_request_ids(emulator: Any) -> set[str]:
+    return {call["RequestId"] for call in emulator.requests() if call["Action"] == "CreateAigcImageTask"}
+
+
+def test_prompt_and_structured_fields_render_from_xcom_params_conf_and_xcomargs(airflow_home, mps_conn):
+    with DAG(
+        "mps_operator_templating",
+        schedule=None,
+        start_date=START,
+        params={"style": "watercolor", "urls": ["https://example.com/ref.png"]},
+    ) as dag:
+
+        @task
+        def pick_subject() -> str:
+            return "a lighthouse at dawn"
+
+        @task
+        def make_prompt(subject: str) -> str:
+            return f"An ink drawing of {subject}"
+
+        @task
+        def make_extra_parameters() -> dict[str, Any]:
+            return {"AspectRatio": "1:1", "LogoAdd": 1}
+
+        subject = pick_subject()
+        from_jinja = MpsCreateAigcImageTaskOperator(
+            task_id="from_jinja",
+            prompt=(
+                "A {{ params.style }} of {{ ti.xcom_pull(task_ids='pick_subject') }} "
+                "for {{ dag_run.conf['client'] }}"
+            ),
+            model_name="{{ dag_run.conf['model'] }}",
+            image_infos="{{ params.urls | tojson }}",
+            enhance_prompt="{{ dag_run.conf['enhance'] }}",
+        )
+        subject >> from_jinja
+        MpsCreateAigcImageTaskOperator(
+            task_id="from_xcomarg", prompt=make_prompt(subject), extra_parameters=make_extra_parameters()
+        )
+
+        @task
+        def receive(mps_task_id: str) -> str:
+            return f"received {mps_task_id}"
+
+        receive(from_jinja.output)
+
+    run = run_dag(dag, run_conf={"client": "ACME", "model": "GEM", "enhance": True})
+
+    records = xcoms(run.run_id, dag.dag_id)
+    jinja_id = records[("from_jinja", -1, "return_value")]
+    xcomarg_id = records[("from_xcomarg", -1, "return_value")]
+    assert created_requests(mps_conn) == {
+        jinja_id: {
+            "Prompt": "A watercolor of a lighthouse at dawn for ACME",
+            "ModelName": "GEM",
+            "ImageInfos": [{"ImageUrl": "https://example.com/ref.png"}],
+            "EnhancePrompt": True,
+        },
+        xcomarg_id: {
+            "Prompt": "An ink drawing of a lighthouse at dawn",
+            "ExtraParameters": {"AspectRatio": "1:1", "LogoAdd": 1},
+        },
+    }
+    assert records[("receive", -1, "return_value")] == f"received {jinja_id}"
+    assert {records[("from_jinja", -1, "request_id")], records[("from_xcomarg", -1, "request_id")]} == (
+        create_request_ids(mps_conn)
+    )
+    assert run.state == "success"
+
+
+def test_mapped_instances_each_create_their_own_task_and_native_templates_keep_their_types(
+    airflow_home, mps_conn
+):
+    with DAG(
+        "mps_operator_mapping_native",
+        schedule=None,
+        start_date=START,
+        render_template_as_native_obj=True,
+        params={
+            "subject": "a paper boat",
+            "urls": ["https://example.com/a.png", "https://example.com/b.jpg"],
+            "extra": {"Resolution": "2K", "OutputFormat": "png"},
+            "count": 2,
+        },
+    ) as dag:
+
+        @task
+        def prompts() -> list[str]:
+            return ["a red fox", "a blue whale"]
+
+        @task
+        def requests() -> list[dict[str, Any]]:
+            return [
+                {"prompt": "a cat", "model_name": "Kling", "model_version": "2.1"},
+                {"prompt": "a dog", "extra_parameters": {"AspectRatio": "9:16"}},
+            ]
+
+        mapped = MpsCreateAigcImageTaskOperator.partial(task_id="mapped", model_name="GEM").expand(
+            prompt=prompts()
+        )
+        MpsCreateAigcImageTaskOperator.partial(task_id="mapped_kwargs").expand_kwargs(requests())
+        MpsCreateAigcImageTaskOperator(
+            task_id="native",
+            prompt="{{ params.subject }}",
+            model_name="GEM",
+            image_infos="{{ params.urls }}",
+            extra_parameters="{{ params.extra }}",
+            output_image_count="{{ params.count }}",
+        )
+
+        @task
+        def collect(mps_task_ids: list[str]) -> list[str]:
+            return list(mps_task_ids)
+
+        collect(mapped.output)
+
+    run = run_dag(dag)
+
+    records = xcoms(run.run_id, dag.dag_id)
+    ids = {
+        (task_id, index): value for (task_id, index, key), value in records.items() if key == "return_value"
+    }
+    requests_by_id = created_requests(mps_conn)
+    assert {
+        (task_id, index): requests_by_id[ids[(task_id, index)]]
+        for task_id, index in ids
+        if task_id in ("mapped", "mapped_kwargs", "native")
+    } == {
+        ("mapped", 0): {"Prompt": "a red fox", "ModelName": "GEM"},
+        ("mapped", 1): {"Prompt": "a blue whale", "ModelName": "GEM"},
+        ("mapped_kwargs", 0): {"Prompt": "a cat", "ModelName": "Kling", "ModelVersion": "2.1"},
+        ("mapped_kwargs", 1): {"Prompt": "a dog", "ExtraParameters": {"AspectRatio": "9:16"}},
+        ("native", -1): {
+            "Prompt": "a paper boat",
+            "ModelName": "GEM",
+            "ImageInfos": [
+                {"ImageUrl": "https://example.com/a.png"},
+                {"ImageUrl": "https://example.com/b.jpg"},
+            ],
+            "ExtraParameters": {"Resolution": "2K", "OutputFormat": "png"},
+            "OutputImageCount": 2,
+        },
+    }
+    assert len(requests_by_id) == 5
+    assert ids[("collect", -1)] == [ids[("mapped", 0)], ids[("mapped", 1)]]
+    assert run.state == "success"
+
+
+class DiesAfterCreatingOnFirstTry(MpsCreateAigcImageTaskOperator):
+    """Loses its worker right after the MPS task was created and recorded, on the first try only."""
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> None:
+        if context["ti"].try_number == 1:
+            raise RuntimeError("Simulated worker loss after the MPS task was created.")
+        super().poll_until_complete(external_id, context)
+
+
+def test_waiting_modes_and_retries_that_reattach_instead_of_paying_twice(airflow_home, mps_conn):
+    mps_conn.configure(run_seconds=1.0)
+    retry = {"retries": 1, "retry_delay": datetime.timedelta(seconds=0), "poll_interval": 0.2}
+    with DAG("mps_operator_modes", schedule=None, start_date=START, params={"too_long": "x" * 1001}) as dag:
+        DiesAfterCreatingOnFirstTry(task_id="sync_reattach", prompt="sync", wait_for_completion=True, **retry)
+        DiesAfterCreatingOnFirstTry(
+            task_id="deferred_reattach", prompt="deferred", wait_for_completion=True, deferrable=True, **retry
+        )
+        DiesAfterCreatingOnFirstTry(task_id="no_wait_reattach", prompt="no wait", **retry)
+        MpsCreateAigcImageTaskOperator(
+            task_id="deferred",
+            prompt="deferred once",
+            wait_for_completion=True,
+            deferrable=True,
+            poll_interval=0.2,
+        )
+        MpsCreateAigcImageTaskOperator(
+            task_id="invalid",
+            prompt="{{ params.too_long }}",
+            retries=2,
+            retry_delay=datetime.timedelta(seconds=0),
+        )
+        MpsCreateAigcImageTaskOperator.partial(
+            task_id="invalid_mapped", retries=2, retry_delay=datetime.timedelta(seconds=0)
+        ).expand(prompt=["y" * 1001])
+
+    run = run_dag(dag)
+
+    assert task_states(run.run_id, dag.dag_id) == {
+        ("sync_reattach", -1): ("success", 2),
+        ("deferred_reattach", -1): ("success", 2),
+        ("no_wait_reattach", -1): ("success", 2),
+        ("deferred", -1): ("success", 1),
+        ("invalid", -1): ("failed", 1),
+        ("invalid_mapped", 0): ("failed", 1),
+    }
+    records = xcoms(run.run_id, dag.dag_id)
+    created = [(task["Request"]["Prompt"], task["TaskId"]) for task in mps_conn.tasks()]
+    assert sorted(prompt for prompt, _ in created) == ["deferred", "deferred once", "no wait", "sync"]
+    prompts = dict(created)
+    assert prompts == {
+        "sync": records[("sync_reattach", -1, "return_value")],
+        "deferred": records[("deferred_reattach", -1, "return_value")],
+        "no wait": records[("no_wait_reattach", -1, "return_value")],
+        "deferred once": records[("deferred", -1, "return_value")],
+    }
+    images = {
+        task_id: records.get((task_id, -1, "image_urls"))
+        for task_id, _ in task_states(run.run_id, dag.dag_id)
+    }
+    assert images == {
+        "sync_reattach": [f"{mps_conn.endpoint}/images/{prompts['sync']}/0.png"],
+        "deferred_reattach": [f"{mps_conn.endpoint}/images/{prompts['deferred']}/0.png"],
+        "no_wait_reattach": None,
+        "deferred": [f"{mps_conn.endpoint}/images/{prompts['deferred once']}/0.png"],
+        "invalid": None,
+        "invalid_mapped": None,
+    }
+    # The request ids survive the retry (Airflow clears XComs at each new try; the store keeps them).
+    assert {
+        records[(task_id, -1, "request_id")]
+        for task_id in ("sync_reattach", "deferred_reattach", "no_wait_reattach", "deferred")
+    } == create_request_ids(mps_conn)
+    assert stored_task_state(run.run_id, dag.dag_id) == {}
+
+
+def stored_task_state(run_id: str, dag_id: str) -> dict[tuple[str, int, str], Any]:
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskStateStoreModel).where(
+                TaskStateStoreModel.dag_id == dag_id, TaskStateStoreModel.run_id == run_id
+            )
+        ).scalars()
+        return {(row.task_id, row.map_index, row.key): json.loads(row.value) for row in rows}
