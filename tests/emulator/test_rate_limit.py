@@ -7,6 +7,8 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 
 from airflow_provider_mps.emulator.exceptions import RequestLimitExceededError
 from airflow_provider_mps.emulator.models import EmulatorBackend, Knobs
+from airflow_provider_mps.emulator.pytest_plugin import EmulatorHandle
+from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
 from tests.emulator.sdk import sync_client
 
 
@@ -60,12 +62,13 @@ def test_quota_is_kept_per_action(mps_emulator):
 
 
 def test_quota_is_kept_per_secret_id():
-    backend = EmulatorBackend(credentials={"A": "ka", "B": "kb"}, knobs=Knobs(rate_limit=0.01))
-    backend.take_quota("A", "CreateAigcImageTask")
+    with ThreadedEmulatorServer(extra_credentials={"AKIDother": "other-key"}, rate_limit=0.01) as server:
+        handle = EmulatorHandle.from_server(server)
+        mine, other = sync_client(handle), sync_client(handle, secret_id="AKIDother", secret_key="other-key")
 
-    backend.take_quota("B", "CreateAigcImageTask")
-    with pytest.raises(RequestLimitExceededError):
-        backend.take_quota("A", "CreateAigcImageTask")
+        outcomes = [list_templates(mine), list_templates(other), list_templates(mine), list_templates(other)]
+
+    assert outcomes == [None, None, "RequestLimitExceeded", "RequestLimitExceeded"]
 
 
 def test_a_full_bucket_lets_a_burst_of_rate_limit_calls_through():
