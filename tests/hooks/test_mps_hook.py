@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -315,3 +316,23 @@ def test_region_argument_overrides_the_connection_region(mps_conn):
     hook.create_aigc_image_task(prompt="p")
 
     assert (hook.settings.region, hook.get_conn().region) == ("ap-shanghai", "ap-shanghai")
+
+
+def test_airflow_connection_test_button_path_reaches_the_hooks_test_connection(mps_emulator):
+    from airflow.sdk import Connection
+
+    conn = Connection(
+        conn_id="mps_from_the_form",
+        conn_type="tencentcloud_mps",
+        login=mps_emulator.secret_id,
+        password=mps_emulator.secret_key,
+        extra=json.dumps({"endpoint": mps_emulator.endpoint}),
+    )
+
+    ok, message = conn.test_connection()
+
+    [request] = mps_emulator.requests()
+    assert (ok, message) == (
+        True,
+        f"Connection to MPS at {mps_emulator.endpoint} succeeded (RequestId {request['RequestId']}).",
+    )
