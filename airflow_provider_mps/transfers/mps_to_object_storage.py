@@ -81,8 +81,8 @@ def extension_for(content_type: str, url: str) -> str:
     guessed = mimetypes.guess_extension(content_type)
     if guessed:
         return guessed
-    suffix = urlsplit(url).path.rpartition("/")[2].rpartition(".")[2].lower()
-    return f".{suffix}" if suffix.isalnum() and len(suffix) <= 5 else ".img"
+    stem, dot, suffix = urlsplit(url).path.rpartition("/")[2].rpartition(".")
+    return f".{suffix.lower()}" if stem and dot and suffix.isalnum() and len(suffix) <= 5 else ".img"
 
 
 class MpsAigcImagesToObjectStorageOperator(BaseOperator):

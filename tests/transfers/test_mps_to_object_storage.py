@@ -1,0 +1,284 @@
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+from airflow.sdk import DAG, Asset
+
+from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskFailedError
+from airflow_provider_mps.transfers.mps_to_object_storage import (
+    MpsAigcImagesToObjectStorageOperator,
+    extension_for,
+    safe_path_segment,
+)
+from tests.conftest import run_dag
+from tests.sensors._records import states, xcoms
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+RUN_ID = "manual__2026-01-01T00:00:00+00:00"
+SAFE_RUN_ID = safe_path_segment(RUN_ID)
+EXPIRED = (
+    "HTTP 404; the image is gone or expired (MPS deletes generated images 12 hours after creating them)."
+)
+
+
+class _TaskInstance:
+    """The little of a task instance the operator touches: its identity and its XCom pushes."""
+
+    dag_id = "images_dag"
+    run_id = RUN_ID
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+def _create(**fields) -> str:
+    from airflow_provider_mps.hooks.mps import MpsHook
+
+    return MpsHook().create_aigc_image_task(prompt="A lighthouse at dawn", model_name="GEM", **fields)
+
+
+def _wait(mps_task_id: str) -> None:
+    from airflow_provider_mps.hooks.mps import MpsHook
+
+    MpsHook().wait_for_aigc_image_task(mps_task_id, poll_interval=0.1, timeout=30)
+
+
+def _transfer(mps_task_id: str, destination: str, **kwargs) -> MpsAigcImagesToObjectStorageOperator:
+    return MpsAigcImagesToObjectStorageOperator(
+        task_id="save", mps_task_id=mps_task_id, destination=destination, poll_interval=0.1, **kwargs
+    )
+
+
+def _sha256(url: str) -> str:
+    return hashlib.sha256(httpx.get(url).content).hexdigest()
+
+
+def _files(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# -- naming -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "segment"),
+    [
+        ("1-AigcImage-3f2a", "1-AigcImage-3f2a"),
+        ("daily_images", "daily_images"),
+        ("manual__2026-01-01T00:00:00+00:00", "manual__2026-01-01T00_00_00_00_00-1e8dc70c"),
+        ("a/b", "a_b-c14cddc0"),
+        ("..", "5ec1f7e7"),
+        ("", "e3b0c442"),
+    ],
+)
+def test_path_segments_are_store_safe_and_never_collide(value, segment):
+    assert safe_path_segment(value) == segment
+
+
+def test_values_differing_only_in_unsafe_characters_get_different_segments():
+    assert len({safe_path_segment(v) for v in ("a:b", "a_b", "a+b", "a b")}) == 4
+
+
+@pytest.mark.parametrize(
+    ("content_type", "url", "extension"),
+    [
+        ("image/png", "http://x/0.png", ".png"),
+        ("image/jpeg", "http://x/0.png", ".jpg"),
+        ("image/webp", "http://x/0", ".webp"),
+        ("image/svg+xml", "http://x/0", ".svg"),
+        ("image/x-unknown", "http://x/0.heif", ".heif"),
+        ("image/x-unknown", "http://x/0", ".img"),
+    ],
+)
+def test_extension_follows_the_content_type_then_the_url(content_type, url, extension):
+    assert extension_for(content_type, url) == extension
+
+
+# -- copying ----------------------------------------------------------------------------------
+
+
+def test_every_image_is_streamed_to_its_deterministic_name_after_waiting(mps_conn, tmp_path):
+    mps_task_id = _create(output_image_count=2, extra_parameters={"OutputFormat": "jpeg"})
+    ti = _TaskInstance()
+
+    written = _transfer(mps_task_id, f"file://{tmp_path}/images").execute({"ti": ti})
+
+    urls = [f"{mps_conn.endpoint}/images/{mps_task_id}/{i}.jpg" for i in range(2)]
+    folder = tmp_path / "images" / "images_dag" / SAFE_RUN_ID / mps_task_id
+    assert written == [
+        {
+            "path": f"file://{folder}/{i}.jpg",
+            "size": (folder / f"{i}.jpg").stat().st_size,
+            "sha256": _sha256(urls[i]),
+            "source_url": urls[i],
+            "content_type": "image/jpeg",
+        }
+        for i in range(2)
+    ]
+    assert (folder / "0.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    assert _files(tmp_path) == [f"images/images_dag/{SAFE_RUN_ID}/{mps_task_id}/{i}.jpg" for i in range(2)]
+    assert ti.pushed == {"image_urls": urls}
+
+
+def test_a_retry_overwrites_the_same_files(mps_conn, tmp_path):
+    mps_task_id = _create()
+    operator = _transfer(mps_task_id, f"file://{tmp_path}")
+
+    first = operator.execute({"ti": _TaskInstance()})
+    second = operator.execute({"ti": _TaskInstance()})
+
+    assert second == first
+    assert _files(tmp_path) == [f"images_dag/{SAFE_RUN_ID}/{mps_task_id}/0.png"]
+
+
+def test_expired_images_fail_naming_the_url_and_task_and_leave_no_file(mps_conn, tmp_path):
+    mps_task_id = _create()
+    _wait(mps_task_id)
+    mps_conn.configure(image_ttl_seconds=0)
+
+    with pytest.raises(MpsError) as error:
+        _transfer(mps_task_id, f"file://{tmp_path}").execute({"ti": _TaskInstance()})
+
+    url = f"{mps_conn.endpoint}/images/{mps_task_id}/0.png"
+    assert str(error.value) == f"Could not save image 0 of MPS task {mps_task_id} from {url}: {EXPIRED}"
+    assert _files(tmp_path) == []
+
+
+def test_truncated_downloads_fail_and_leave_no_partial_file(mps_conn, tmp_path):
+    mps_task_id = _create()
+    _wait(mps_task_id)
+    mps_conn.configure(drop_after_create_rate={"DownloadImage": 1})
+
+    with pytest.raises(MpsError) as error:
+        _transfer(mps_task_id, f"file://{tmp_path}").execute({"ti": _TaskInstance()})
+
+    url = f"{mps_conn.endpoint}/images/{mps_task_id}/0.png"
+    prefix = f"Could not save image 0 of MPS task {mps_task_id} from {url}: the download was truncated ("
+    assert str(error.value).startswith(prefix)
+    assert [d["Fault"] for d in mps_conn.downloads()] == ["truncated_body"]
+    assert _files(tmp_path) == []
+
+
+def test_an_error_page_instead_of_an_image_fails_with_the_status(mps_conn, tmp_path):
+    mps_task_id = _create()
+    _wait(mps_task_id)
+    mps_conn.configure(html_5xx_rate={"DownloadImage": 1})
+
+    with pytest.raises(MpsError) as error:
+        _transfer(mps_task_id, f"file://{tmp_path}").execute({"ti": _TaskInstance()})
+
+    url = f"{mps_conn.endpoint}/images/{mps_task_id}/0.png"
+    assert str(error.value) == f"Could not save image 0 of MPS task {mps_task_id} from {url}: HTTP 502."
+    assert _files(tmp_path) == []
+
+
+def test_without_waiting_a_running_task_is_refused(mps_conn, tmp_path):
+    mps_task_id = _create()
+    mps_conn.force_status(mps_task_id, "RUN")
+
+    with pytest.raises(MpsError) as error:
+        _transfer(mps_task_id, f"file://{tmp_path}", wait_for_completion=False).execute(
+            {"ti": _TaskInstance()}
+        )
+
+    assert str(error.value) == (
+        f"MPS task {mps_task_id} is RUN, not DONE; its images cannot be saved yet. "
+        "Set wait_for_completion=True to wait for it."
+    )
+    assert mps_conn.downloads() == []
+
+
+def test_a_failed_task_fails_the_transfer_with_the_service_message(mps_conn, tmp_path):
+    mps_task_id = _create()
+    mps_conn.force_status(mps_task_id, "FAIL", message="Content moderation rejected the prompt.")
+
+    with pytest.raises(MpsTaskFailedError) as error:
+        _transfer(mps_task_id, f"file://{tmp_path}").execute({"ti": _TaskInstance()})
+
+    assert (error.value.task_id, error.value.message) == (
+        mps_task_id,
+        "Content moderation rejected the prompt.",
+    )
+    assert _files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"), [("mps_task_id", {"mps_task_id": " "}), ("destination", {"destination": ""})]
+)
+def test_blank_fields_fail_before_anything_is_sent(mps_conn, field, kwargs):
+    arguments = {"mps_task_id": "task-1", "destination": "file:///tmp/never", **kwargs}
+
+    with pytest.raises(MpsInvalidParameterError) as error:
+        _transfer(**arguments).execute({"ti": _TaskInstance()})
+
+    assert error.value.field == field
+    assert mps_conn.requests() == []
+
+
+# -- through Airflow ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_store():
+    from airflow.sdk.io.store import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    fs = MemoryFileSystem()
+    attach(protocol="memory", fs=fs)
+    yield fs
+    if fs.exists("/mps-bucket"):
+        fs.rm("/mps-bucket", recursive=True)
+
+
+def test_dag_copies_images_to_file_and_memory_stores_and_announces_the_asset(
+    airflow_home, mps_conn, tmp_path, memory_store
+):
+    mps_task_id = _create()
+    asset = Asset("mps://images/lighthouse")
+    with DAG("mps_transfer_stores", schedule=None, start_date=START) as dag:
+        MpsAigcImagesToObjectStorageOperator(
+            task_id="to_file",
+            mps_task_id="{{ dag_run.conf['mps_task_id'] }}",
+            destination="file://{{ dag_run.conf['root'] }}",
+            outlets=[asset],
+        )
+        MpsAigcImagesToObjectStorageOperator(
+            task_id="to_memory", mps_task_id=mps_task_id, destination="memory://mps-bucket/images"
+        )
+
+    run = run_dag(dag, run_conf={"mps_task_id": mps_task_id, "root": str(tmp_path)})
+
+    url = f"{mps_conn.endpoint}/images/{mps_task_id}/0.png"
+    run_segment = safe_path_segment(run.run_id)
+    image = {"sha256": _sha256(url), "source_url": url, "content_type": "image/png"}
+    assert states(dag.dag_id, run.run_id) == {"to_file": "success", "to_memory": "success"}
+    values = xcoms(dag.dag_id, run.run_id)
+    file_path = tmp_path / "mps_transfer_stores" / run_segment / mps_task_id / "0.png"
+    assert values[("to_file", "return_value")] == [
+        {"path": f"file://{file_path}", "size": file_path.stat().st_size, **image}
+    ]
+    memory_key = f"/mps-bucket/images/mps_transfer_stores/{run_segment}/{mps_task_id}/0.png"
+    assert values[("to_memory", "return_value")] == [
+        {"path": f"memory:/{memory_key}", "size": memory_store.size(memory_key), **image}
+    ]
+    assert memory_store.find("/mps-bucket") == [memory_key]
+    assert values[("to_file", "image_urls")] == [url]
+    assert values[("to_file", "_link_MpsAigcImageLink")] == url
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.uri == asset.uri, AssetEvent.source_run_id == run.run_id)
+        ).all()
+    assert extras == [{"mps_task_id": mps_task_id, "paths": [f"file://{file_path}"]}]
