@@ -1,0 +1,109 @@
+"""
+Generate an image from the Airflow UI: the trigger form asks for the prompt and the options.
+
+Trigger the DAG with "Trigger DAG" and fill the form (prompt, model, negative prompt, enhance
+switch, reference image URLs, aspect ratio, resolution); the operator is templated from ``params``.
+It waits in the triggerer (``deferrable=True``), so no worker slot is held while MPS draws, then
+shows "MPS Generated Image" and "MPS Console" links on the task.  The images stay on MPS for
+12 hours; use ``MpsAigcImagesToObjectStorageOperator`` (see ``example_mps_scheduled``) to keep them.
+
+From the command line: ``airflow dags trigger example_mps_ui_triggered --conf '{"prompt": "..."}'``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from airflow_provider_mps.capabilities import (
+    ALL_RESOLUTIONS,
+    KLING_VIDU_ASPECT_RATIOS,
+    KNOWN_MODEL_NAMES,
+    MAX_PROMPT_CHARACTERS,
+)
+from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+
+
+# [START howto_operator_mps_trigger_form]
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["example", "tencentcloud", "mps"],
+    doc_md=__doc__,
+    params={
+        "prompt": Param(
+            "A cozy reading nook by a rainy window, warm lamp light, watercolor",
+            title="Prompt",
+            description=f"What to draw, at most {MAX_PROMPT_CHARACTERS} characters.",
+            type="string",
+            format="multiline",
+            minLength=1,
+            maxLength=MAX_PROMPT_CHARACTERS,
+        ),
+        "model_name": Param("GEM", title="Model", type="string", enum=list(KNOWN_MODEL_NAMES)),
+        "negative_prompt": Param(
+            "",
+            title="Negative prompt",
+            description="What the image must not show (some models). Leave empty for none.",
+            type="string",
+            maxLength=MAX_PROMPT_CHARACTERS,
+        ),
+        "enhance_prompt": Param(
+            False,
+            title="Enhance prompt",
+            description="Let MPS rewrite the prompt for a better result.",
+            type="boolean",
+        ),
+        "image_urls": Param(
+            [],
+            title="Reference image URLs",
+            description="Optional http(s) URLs of jpeg, png or webp images, one per line.",
+            type="array",
+            items={"type": "string", "pattern": "^https?://"},
+        ),
+        "aspect_ratio": Param(
+            "1:1", title="Aspect ratio", type="string", enum=list(KLING_VIDU_ASPECT_RATIOS)
+        ),
+        "resolution": Param(
+            "2K",
+            title="Resolution",
+            description="wand-vega-image takes 1K, 2K or 4K; the other models 720P, 1080P, 2K or 4K.",
+            type="string",
+            enum=list(ALL_RESOLUTIONS),
+        ),
+    },
+)
+def example_mps_ui_triggered() -> None:
+    create_image = MpsCreateAigcImageTaskOperator(
+        task_id="create_image",
+        prompt="{{ params.prompt }}",
+        model_name="{{ params.model_name }}",
+        negative_prompt="{{ params.negative_prompt }}",
+        enhance_prompt="{{ params.enhance_prompt }}",
+        image_infos="{{ params.image_urls | tojson }}",
+        extra_parameters={
+            "AspectRatio": "{{ params.aspect_ratio }}",
+            "Resolution": "{{ params.resolution }}",
+        },
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=5,
+        timeout=1800,
+    )
+    # [END howto_operator_mps_trigger_form]
+
+    @task
+    def show_images(mps_task_id: str, **context: Any) -> list[str]:
+        """Log where the images are (also one click away: the task's "MPS Generated Image" link)."""
+        image_urls = context["ti"].xcom_pull(task_ids="create_image", key="image_urls")
+        for url in image_urls:
+            print(f"MPS task {mps_task_id} drew {url}")
+        return image_urls
+
+    show_images(create_image.output)
+
+
+example_mps_ui_triggered()
