@@ -8,6 +8,7 @@ import pytest
 from airflow.sdk import DAG, Asset
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskFailedError
+from airflow_provider_mps.links.mps import MPS_CONSOLE_AIGC_TASK_URL
 from airflow_provider_mps.transfers.mps_to_object_storage import (
     MpsAigcImagesToObjectStorageOperator,
     extension_for,
@@ -270,6 +271,10 @@ def test_dag_copies_images_to_file_and_memory_stores_and_announces_the_asset(
     assert memory_store.find("/mps-bucket") == [memory_key]
     assert values[("to_file", "image_urls")] == [url]
     assert values[("to_file", "_link_MpsAigcImageLink")] == url
+    # The TaskId of the console link comes from the rendered mps_task_id template.
+    assert (
+        values[("to_file", "_link_MpsConsoleTaskLink")] == f"{MPS_CONSOLE_AIGC_TASK_URL}?taskId={mps_task_id}"
+    )
 
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
