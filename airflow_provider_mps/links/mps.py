@@ -58,10 +58,11 @@ def console_task_url(mps_task_id: object) -> str:
 
 
 def _task_id_from_return_value(value: object) -> object:
-    # Operators return the TaskId itself; the sensor returns a dict carrying it.
+    # The create operator returns the TaskId itself and the sensor a dict carrying it; anything
+    # else (the transfer's list of written files) holds no TaskId.
     if isinstance(value, dict):
         return value.get("mps_task_id") or value.get("TaskId")
-    return value
+    return value if isinstance(value, str) else None
 
 
 class MpsAigcImageLink(BaseOperatorLink):
@@ -83,8 +84,8 @@ class MpsConsoleTaskLink(BaseOperatorLink):
     """
     Link to the AIGC task page of the Tencent Cloud MPS console.
 
-    The TaskId comes from the task's ``return_value`` XCom (the operators return it; the sensor
-    returns a dict holding it), falling back to a rendered ``mps_task_id`` attribute.  The page is
+    The TaskId comes from the task's ``return_value`` XCom (the create operator returns it; the
+    sensor returns a dict holding it), falling back to the operator's rendered ``mps_task_id``.  The page is
     :data:`MPS_CONSOLE_AIGC_TASK_URL` with the TaskId as the ``taskId`` query parameter; the
     console requires a login to the account that owns the task.
     """
