@@ -17,6 +17,13 @@ class MpsServiceError(Exception):
         self.message = message
 
 
+class InjectedError(MpsServiceError):
+    """An error answered because a fault knob (``error_rate`` / ``error_burst``) said so."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code, f"Injected by the emulator: {code}.")
+
+
 class AuthFailureError(MpsServiceError):
     """The request's authentication failed (``AuthFailure.<reason>``)."""
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from airflow_provider_mps.emulator import validation
 from airflow_provider_mps.emulator.exceptions import (
+    InjectedError,
     InvalidActionError,
     InvalidParameterError,
     InvalidParameterValueError,
@@ -208,9 +209,11 @@ class EmulatorApp:
             await asyncio.sleep(latency)
         try:
             payload = self._handle(request, body, action)
+        except InjectedError as exc:
+            record(error_code=exc.code, fault="error")
+            return _error_response(exc.code, exc.message, request_id)
         except MpsServiceError as exc:
-            injected = getattr(exc, "injected", False)
-            record(error_code=exc.code, fault="error" if injected else await _gone(request))
+            record(error_code=exc.code, fault=await _gone(request) if latency > 0 else None)
             return _error_response(exc.code, exc.message, request_id)
         except Exception as exc:
             log.exception("The emulator failed while handling %s", action)
@@ -259,9 +262,7 @@ class EmulatorApp:
         backend.take_quota(secret_id, action)
         injected = backend.injected_error_code(action)
         if injected is not None:
-            error = MpsServiceError(injected, f"Injected by the emulator: {injected}.")
-            error.injected = True  # type: ignore[attr-defined]
-            raise error
+            raise InjectedError(injected)
         content_type = headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise InvalidParameterError(
