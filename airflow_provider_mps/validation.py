@@ -365,7 +365,8 @@ def _canonical(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
                 f"is not a CreateAigcImageTask field; the fields are {', '.join(AIGC_IMAGE_REQUEST_FIELDS)}",
                 value,
             )
-        canonical[name] = value
+        if value is not None:  # None means "not given", exactly like a missing key
+            canonical[name] = value
     return canonical
 
 

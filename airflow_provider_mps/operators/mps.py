@@ -59,7 +59,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     as soon as the task is created, so a retried try picks up a task that is still running or
     ``DONE`` instead of paying for a second one; a ``FAIL``-ed or vanished task is created anew.
     The stored TaskId is dropped when the operator succeeds, so clearing a successful task
-    generates a new image.  Pass ``durable=False`` to create a new task on every try.
+    generates a new image.  With ``durable=False`` every try creates a new task.
 
     :param prompt: what to draw, at most 1000 characters; required unless ``image_infos`` is given.
     :param model_name: ``ModelName``, e.g. ``GEM``, ``Hunyuan``, ``Kling``; service default if None.
@@ -80,6 +80,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     :param deferrable: wait in the triggerer (only with ``wait_for_completion=True``).
     :param poll_interval: seconds between two status polls while waiting.
     :param timeout: seconds to wait for the task before failing the try; ``None`` waits forever.
+    :param durable: keep the TaskId in the ``task_state_store`` so a retry re-attaches to it.
     """
 
     template_fields: Sequence[str] = (
@@ -130,29 +131,40 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float | None = 3600.0,
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.prompt = prompt
-        self.model_name = model_name
-        self.model_version = model_version
-        self.negative_prompt = negative_prompt
-        self.enhance_prompt = enhance_prompt
-        self.image_infos = image_infos
-        self.output_image_count = output_image_count
-        self.extra_parameters = extra_parameters
-        self.additional_parameters = additional_parameters
-        self.store_cos_param = store_cos_param
-        self.scene_type = scene_type
-        self.operator = operator
-        self.mps_conn_id = mps_conn_id
-        self.region = region
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        # BaseOperator.__init__ directly: the mixin's own __init__ only stores ``durable``, yet would
+        # run Airflow's default-args wrapper a second time for every operator of a parsed DAG.
+        super(ResumableJobMixin, self).__init__(**kwargs)
+        request_fields = {
+            "prompt": prompt,
+            "model_name": model_name,
+            "model_version": model_version,
+            "scene_type": scene_type,
+            "negative_prompt": negative_prompt,
+            "enhance_prompt": enhance_prompt,
+            "image_infos": image_infos,
+            "output_image_count": output_image_count,
+            "extra_parameters": extra_parameters,
+            "additional_parameters": additional_parameters,
+            "store_cos_param": store_cos_param,
+            "operator": operator,
+        }
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
-        validate_literal_aigc_image_fields(self._request_fields())
+        validate_literal_aigc_image_fields(request_fields)
+        # One dict update instead of 19 BaseOperator.__setattr__ calls, which during __init__ would
+        # only re-record init kwargs that Airflow's wrapper records anyway.
+        vars(self).update(
+            request_fields,
+            mps_conn_id=mps_conn_id,
+            region=region,
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            durable=durable,
+        )
 
     def _request_fields(self) -> dict[str, Any]:
         return {
