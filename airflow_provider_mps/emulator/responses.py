@@ -34,7 +34,8 @@ from airflow_provider_mps.emulator.exceptions import (
     MpsServiceError,
     TaskNotFoundError,
 )
-from airflow_provider_mps.emulator.models import DOWNLOAD_ACTION, EmulatorBackend
+from airflow_provider_mps.emulator.knobs import DOWNLOAD_ACTION
+from airflow_provider_mps.emulator.models import EmulatorBackend
 from airflow_provider_mps.emulator.signature import secret_id_of, verify_request
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mps.emulator.models import SCOPED_KNOBS, EmulatorBackend, Knobs
+from airflow_provider_mps.emulator.knobs import SCOPED_KNOBS, Knobs
+from airflow_provider_mps.emulator.models import EmulatorBackend
 from airflow_provider_mps.emulator.responses import TRANSPORT_EXTENSION, create_app
 
 if TYPE_CHECKING:

@@ -6,7 +6,8 @@ import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from airflow_provider_mps.emulator.exceptions import RequestLimitExceededError
-from airflow_provider_mps.emulator.models import EmulatorBackend, Knobs
+from airflow_provider_mps.emulator.knobs import Knobs
+from airflow_provider_mps.emulator.models import EmulatorBackend
 from airflow_provider_mps.emulator.pytest_plugin import EmulatorHandle
 from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
 from tests.emulator.sdk import sync_client
