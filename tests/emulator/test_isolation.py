@@ -53,14 +53,14 @@ def test_pytest_plugin_loads_without_the_server_stack():
 def test_provider_runtime_never_imports_the_emulator():
     code = (
         "import importlib, json, pkgutil, sys\n"
-        "import airflow_provider_mps\n"
-        "names = [m.name for m in pkgutil.walk_packages(airflow_provider_mps.__path__, 'airflow_provider_mps.')\n"
+        "import airflow_provider_mps as p\n"
+        "names = [m.name for m in pkgutil.walk_packages(p.__path__, 'airflow_provider_mps.')\n"
         "         if not m.name.startswith('airflow_provider_mps.emulator')]\n"
         "for name in names: importlib.import_module(name)\n"
         "print(json.dumps([len(names), sorted(m for m in sys.modules if '.emulator' in m)]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
 
-    imported_count, emulator_modules = json.loads(out)
+    imported_count, emulator_modules = json.loads(out.strip().splitlines()[-1])
     assert imported_count > 5
     assert emulator_modules == []
