@@ -107,6 +107,27 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
     ui_color = "#e8f3ff"
 
+    # Set in __init__ through one ``vars(self).update`` (see there).
+    prompt: Any
+    model_name: Any
+    model_version: Any
+    scene_type: Any
+    negative_prompt: Any
+    enhance_prompt: Any
+    image_infos: Any
+    output_image_count: Any
+    extra_parameters: Any
+    additional_parameters: Any
+    store_cos_param: Any
+    operator: Any
+    mps_conn_id: str
+    region: str | None
+    wait_for_completion: bool
+    deferrable: bool
+    poll_interval: float
+    timeout: float | None
+    durable: bool
+
     #: task_state_store key holding ``{"TaskId", "RequestId"}`` of the task this try works on.
     external_id_key = "mps_aigc_image_task"
 
@@ -244,10 +265,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
                     "succeed on a retry, so the task fails without retrying."
                 ) from error
             raise
-        job = {"TaskId": response["TaskId"], "RequestId": response["RequestId"]}
-        self._job = job
-        context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=job["RequestId"])
-        return job
+        self._job = {"TaskId": response["TaskId"], "RequestId": response["RequestId"]}
+        context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=response["RequestId"])
+        return {"TaskId": response["TaskId"], "RequestId": response["RequestId"]}
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         """Describe the stored task; a task the service no longer knows reports ``NOT_FOUND``."""
