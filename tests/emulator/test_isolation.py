@@ -50,16 +50,28 @@ def test_pytest_plugin_loads_without_the_server_stack():
     assert [m for m in loaded if m.split(".")[0] in ("starlette", "uvicorn", "PIL", "airflow")] == []
 
 
+PROBE_RUNTIME_IMPORTS = """
+import importlib, json, pkgutil, sys
+
+def walk(package):
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        if info.name == "airflow_provider_mps.emulator":
+            continue
+        module = importlib.import_module(info.name)
+        yield info.name
+        if info.ispkg:
+            yield from walk(module)
+
+names = list(walk(importlib.import_module("airflow_provider_mps")))
+emulator = sorted(m for m in sys.modules if m.startswith("airflow_provider_mps.emulator"))
+print(json.dumps([len(names), emulator]))
+"""
+
+
 def test_provider_runtime_never_imports_the_emulator():
-    code = (
-        "import importlib, json, pkgutil, sys\n"
-        "import airflow_provider_mps as p\n"
-        "names = [m.name for m in pkgutil.walk_packages(p.__path__, 'airflow_provider_mps.')\n"
-        "         if not m.name.startswith('airflow_provider_mps.emulator')]\n"
-        "for name in names: importlib.import_module(name)\n"
-        "print(json.dumps([len(names), sorted(m for m in sys.modules if '.emulator' in m)]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE_RUNTIME_IMPORTS], check=True, capture_output=True, text=True
+    ).stdout
 
     imported_count, emulator_modules = json.loads(out.strip().splitlines()[-1])
     assert imported_count > 5
