@@ -142,6 +142,8 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         :param context: the task context.
         :param event: the trigger event payload.
         """
+        # The fields are rendered afresh on resume: validate (and strip) the TaskId again.
+        self.mps_task_id = validate_mps_task_id(self.mps_task_id)
         try:
             result = validate_trigger_event(event, mps_task_id=self.mps_task_id)
         except MpsTaskTimeoutError as error:

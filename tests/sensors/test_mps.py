@@ -183,6 +183,33 @@ def test_resuming_on_a_failed_event_fails_without_retries_naming_task_and_reques
     assert str(error.value) == f"MPS task task-1 failed: {FAIL_MESSAGE} (RequestId: r-1)"
 
 
+def test_resuming_on_a_success_event_returns_the_result_for_a_task_id_rendered_with_spaces():
+    class TaskInstance:
+        def __init__(self):
+            self.pushed = {}
+
+        def xcom_push(self, key, value):
+            self.pushed[key] = value
+
+    ti = TaskInstance()
+    sensor = _sensor("wait", " task-1\n", deferrable=True)
+    done = {"TaskId": "task-1", "Status": "DONE", "ImageUrls": ["https://cos.example/0.png"], "Message": ""}
+    done["RequestId"] = "r-2"
+
+    event = _event("success", "task-1", done, "MPS task task-1 is DONE.")
+
+    result = sensor.execute_complete({"ti": ti}, event)
+
+    assert result == {
+        "mps_task_id": "task-1",
+        "status": "DONE",
+        "image_urls": ["https://cos.example/0.png"],
+        "message": "",
+        "request_id": "r-2",
+    }
+    assert ti.pushed == {"image_urls": ["https://cos.example/0.png"]}
+
+
 def test_resuming_on_a_timeout_event_raises_the_sensor_timeout():
     sensor = _sensor("wait", "task-1", deferrable=True)
 
