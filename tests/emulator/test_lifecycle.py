@@ -5,6 +5,7 @@ import urllib.request
 
 import pytest
 
+from airflow_provider_mps.emulator.models import Task
 from tests.emulator.sdk import async_client, create, describe, describe_request, sync_client
 
 
@@ -18,12 +19,30 @@ def wait_until_terminal(client, task_id: str, timeout: float = 10.0) -> dict:
     raise AssertionError(f"Task {task_id} did not finish within {timeout} seconds.")
 
 
+def test_status_follows_the_clock_wait_then_run_then_the_outcome():
+    task = Task(
+        task_id="1-AigcImage-t",
+        secret_id="AKID",
+        created_at=1000.0,
+        request={"Prompt": "a cat"},
+        wait_seconds=1.0,
+        run_seconds=3.0,
+        outcome="DONE",
+    )
+
+    statuses = [task.status(1000.0 + elapsed) for elapsed in (0, 0.99, 1.0, 3.99, 4.0, 1e6)]
+
+    assert statuses == ["WAIT", "WAIT", "RUN", "RUN", "DONE", "DONE"]
+
+
 def test_task_goes_through_wait_run_done_and_serves_its_image(mps_emulator):
+    mps_emulator.configure(wait_seconds=0.3, run_seconds=0.6)
     client = sync_client(mps_emulator)
     task_id = create(client, Prompt="draw a cat", ModelName="GEM")
 
-    seen = []
-    while not seen or seen[-1] not in ("DONE", "FAIL"):
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while (not seen or seen[-1] not in ("DONE", "FAIL")) and time.monotonic() < deadline:
         status = describe(client, task_id)["Status"]
         if not seen or seen[-1] != status:
             seen.append(status)
