@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_mps.exceptions import MpsApiError
+from airflow_provider_mps.exceptions import MpsApiError, MpsInvalidParameterError
 from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.validation import build_aigc_image_request, validate_literal_aigc_image_fields
 
@@ -174,6 +174,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         }
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
         validate_literal_aigc_image_fields(request_fields)
+        _check_seconds("poll_interval", poll_interval)
+        if timeout is not None:
+            _check_seconds("timeout", timeout)
         # One dict update instead of 19 BaseOperator.__setattr__ calls, which during __init__ would
         # only re-record init kwargs that Airflow's wrapper records anyway.
         vars(self).update(
@@ -344,6 +347,11 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
                 "service. Only the Airflow task was stopped.",
                 job["TaskId"],
             )
+
+
+def _check_seconds(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise MpsInvalidParameterError(field, "must be a number of seconds greater than 0.", value)
 
 
 def _stored_job(external_id: JsonValue) -> dict[str, Any]:

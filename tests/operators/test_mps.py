@@ -137,6 +137,21 @@ def test_literal_invalid_value_fails_when_the_dag_is_parsed():
     assert str(raised.value) == "Invalid extra_parameters.OutputFormat 'gif': must be one of jpeg, png."
 
 
+@pytest.mark.parametrize(
+    ("knobs", "message"),
+    [
+        ({"poll_interval": 0}, "Invalid poll_interval 0: must be a number of seconds greater than 0."),
+        ({"poll_interval": "10"}, "Invalid poll_interval '10': must be a number of seconds greater than 0."),
+        ({"timeout": -1}, "Invalid timeout -1: must be a number of seconds greater than 0."),
+    ],
+)
+def test_waiting_knobs_are_checked_when_the_dag_is_parsed(knobs, message):
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        make_operator(prompt="a cat", **knobs)
+
+    assert str(raised.value) == message
+
+
 def test_operator_without_prompt_or_image_fails_when_the_dag_is_parsed():
     with pytest.raises(MpsInvalidParameterError) as raised:
         make_operator(model_name="GEM")
