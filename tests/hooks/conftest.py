@@ -94,12 +94,14 @@ class LoopbackServer:
     A raw TCP server on loopback that misbehaves in one fixed way, for network-fault tests.
 
     :param behaviour: ``"close"`` accepts and closes without answering; ``"garbage"`` reads the
-        request and answers bytes that are not HTTP.
+        request and answers bytes that are not HTTP; ``"record"`` keeps the first bytes of each
+        request in :attr:`received` and closes without answering.
     """
 
     def __init__(self, behaviour: str) -> None:
         self.behaviour = behaviour
         self.accepted = 0
+        self.received: list[bytes] = []
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(16)
@@ -121,10 +123,11 @@ class LoopbackServer:
             self.accepted += 1
             with conn:
                 conn.settimeout(2)
-                if self.behaviour == "garbage":
+                if self.behaviour in ("garbage", "record"):
                     try:
-                        conn.recv(65536)
-                        conn.sendall(b"this is not HTTP\r\n\r\n")
+                        self.received.append(conn.recv(65536))
+                        if self.behaviour == "garbage":
+                            conn.sendall(b"this is not HTTP\r\n\r\n")
                     except OSError:
                         pass
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from airflow_provider_mps.exceptions import MpsCredentialsError, MpsInvalidParameterError
+from airflow_provider_mps.exceptions import MpsCredentialsError, MpsInvalidParameterError, MpsNetworkError
 from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
 from airflow_provider_mps.hooks.mps import MpsHook
 
@@ -236,3 +236,35 @@ def test_ui_field_behaviour_relabels_login_and_password_and_hides_unused_fields(
             "language": "en-US",
         },
     }
+
+
+def describe(hook: MpsHook, client: str) -> None:
+    if client == "sync":
+        hook.describe_aigc_image_task("1-AigcImage-x")
+        return
+
+    async def run() -> None:
+        try:
+            await hook.adescribe_aigc_image_task("1-AigcImage-x")
+        finally:
+            await hook.aclose()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("client", "request_line"),
+    [("sync", b"POST http://127.0.0.1:9/ HTTP/1.1"), ("async", b"POST http://127.0.0.1:9/? HTTP/1.1")],
+)
+def test_proxy_extra_routes_both_clients_through_the_proxy(
+    client, request_line, set_connection, loopback_server
+):
+    proxy = loopback_server("record")
+    extra = {"endpoint": "http://127.0.0.1:9", "proxy": proxy.endpoint}
+    hook = MpsHook(set_connection("mps_proxied", **KEYS, extra=extra), retry_limit=0)
+
+    with pytest.raises(MpsNetworkError):
+        describe(hook, client)
+
+    [request] = proxy.received
+    assert request.split(b"\r\n")[0] == request_line
