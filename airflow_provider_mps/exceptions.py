@@ -15,7 +15,7 @@ say what a caller should do next:
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 #: Error-code prefixes the service uses for conditions that clear up on their own.
 TRANSIENT_ERROR_CODE_PREFIXES: tuple[str, ...] = (
@@ -73,6 +73,7 @@ class MpsTransientError(MpsApiError):
 
     @property
     def transient(self) -> bool:
+        """Always ``True``: these conditions clear up on their own."""
         return True
 
 
