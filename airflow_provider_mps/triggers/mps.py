@@ -36,8 +36,10 @@ DESCRIBE_ACTION = "DescribeAigcImageTask"
 #: The statuses a trigger event can carry; anything else is rejected on resume.
 EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
 
-#: Longest pause between two attempts after transient errors, in seconds.
+#: Longest pause between two attempts after transient errors, in seconds (unless polling is slower).
 MAX_BACKOFF_SECONDS = 60.0
+#: Shortest backoff base, in seconds, so a zero ``poll_interval`` cannot spin on errors.
+MIN_BACKOFF_SECONDS = 0.05
 
 
 class MpsAigcImageTaskTrigger(BaseTrigger):
@@ -188,9 +190,15 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
         )
 
     def _backoff(self, failures: int) -> float:
-        """Exponential backoff from ``min(poll_interval, 1)`` doubling per failure, equal jitter."""
-        base = min(self.poll_interval, 1.0)
-        ceiling = min(MAX_BACKOFF_SECONDS, base * 2 ** (failures - 1))
+        """
+        Seconds to wait after ``failures`` transient errors in a row.
+
+        Exponential from ``poll_interval`` (doubling per failure, capped at
+        ``max(MAX_BACKOFF_SECONDS, poll_interval)``), with equal jitter: a random point in the
+        upper half, so triggers that failed together do not retry together.
+        """
+        base = max(self.poll_interval, MIN_BACKOFF_SECONDS)
+        ceiling = min(max(MAX_BACKOFF_SECONDS, base), base * 2 ** (failures - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     async def cleanup(self) -> None:

@@ -234,3 +234,23 @@ async def test_triggers_sharing_credentials_never_exceed_the_shared_describe_quo
     # machine can only delay a call past its slot, never bring it forward.
     offsets = [t - start for t in sorted(r["Time"] for r in describes)]
     assert [k for k, offset in enumerate(offsets) if offset < k / rate - 0.002] == []
+
+
+@pytest.mark.parametrize(
+    ("poll_interval", "failures", "low", "high"),
+    [
+        (10, 1, 5, 10),
+        (10, 2, 10, 20),
+        (10, 4, 30, 60),
+        (10, 9, 30, 60),
+        (120, 3, 60, 120),
+        (0, 1, 0.025, 0.05),
+    ],
+)
+def test_backoff_doubles_from_the_poll_interval_with_jitter_up_to_a_cap(poll_interval, failures, low, high):
+    trigger = _trigger("task-1", poll_interval=poll_interval)
+
+    delays = [trigger._backoff(failures) for _ in range(50)]
+
+    assert [d for d in delays if not low <= d <= high] == []
+    assert len(set(delays)) > 1
