@@ -107,8 +107,19 @@ def main() -> None:
     print(f"Starting the MPS emulator on {endpoint} (log: {emulator_log})")
     with emulator_log.open("w") as log:
         emulator = subprocess.Popen(
-            [str(BIN / "mps-emulator"), "--port", str(port), "--secret-id", SECRET_ID,
-             "--secret-key", SECRET_KEY, "--wait-seconds", "1", "--run-seconds", "2"],
+            [
+                str(BIN / "mps-emulator"),
+                "--port",
+                str(port),
+                "--secret-id",
+                SECRET_ID,
+                "--secret-key",
+                SECRET_KEY,
+                "--wait-seconds",
+                "1",
+                "--run-seconds",
+                "2",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

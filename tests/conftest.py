@@ -53,12 +53,10 @@ def run_dag(dag, **test_kwargs):
     :param test_kwargs: passed to ``dag.test()`` (``conf``, ``logical_date``, ...).
     :return: the finished DagRun.
     """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
-
     from airflow.utils.session import create_session
-
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
