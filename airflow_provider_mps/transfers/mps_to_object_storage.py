@@ -233,15 +233,10 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
                 expected = response.headers.get("Content-Length")
                 name = f"{index}{extension_for(content_type, url)}"
                 partial = folder / f".{name}.{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}"
-                digest = hashlib.sha256()
-                size = 0
-                with partial.open("wb") as out:
-                    for chunk in response.iter_raw(self.chunk_size):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-            if expected is not None and expected.isdigit() and size != int(expected):
-                raise failure(f"the download was truncated: got {size} of {expected} bytes.")
+                size, digest = self._write(response, partial)
+                received = response.num_bytes_downloaded
+            if expected is not None and expected.isdigit() and received != int(expected):
+                raise failure(f"the download was truncated: got {received} of {expected} bytes.")
             if size == 0:
                 raise failure("the response body is empty.")
             final = folder / name
@@ -257,10 +252,27 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         return {
             "path": str(final),
             "size": size,
-            "sha256": digest.hexdigest(),
+            "sha256": digest,
             "source_url": url,
             "content_type": content_type,
         }
+
+    def _write(self, response: httpx.Response, partial: ObjectStoragePath) -> tuple[int, str]:
+        """Stream the body into ``partial`` chunk by chunk; return its size and SHA-256."""
+        # Content-Length counts the bytes on the wire: decode only if the server encoded them.
+        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        if encoding in ("", "identity"):
+            chunks = response.iter_raw(self.chunk_size)
+        else:
+            chunks = response.iter_bytes(self.chunk_size)
+        digest = hashlib.sha256()
+        size = 0
+        with partial.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
 
     def _announce(self, context: Context, mps_task_id: str, written: list[dict[str, Any]]) -> None:
         assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]

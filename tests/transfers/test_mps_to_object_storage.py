@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, ObjectStoragePath
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskFailedError
 from airflow_provider_mps.links.mps import MPS_CONSOLE_AIGC_TASK_URL
@@ -287,3 +287,55 @@ def test_dag_copies_images_to_file_and_memory_stores_and_announces_the_asset(
             .where(AssetModel.uri == asset.uri, AssetEvent.source_run_id == run.run_id)
         ).all()
     assert extras == [{"mps_task_id": mps_task_id, "paths": [f"file://{file_path}"]}]
+
+
+@pytest.fixture
+def gzip_image_server():
+    """A loopback server answering every GET with a gzip-encoded PNG (the emulator never encodes)."""
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    image = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+    body = gzip.compress(image)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/images/t/0.png", image
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_an_encoded_download_is_stored_decoded_and_checked_against_the_wire_length(
+    tmp_path, gzip_image_server
+):
+
+    url, image = gzip_image_server
+    operator = _transfer("task-1", f"file://{tmp_path}")
+
+    with httpx.Client() as client:
+        written = operator._copy(client, url, ObjectStoragePath(f"file://{tmp_path}"), 0, "task-1")
+
+    assert written == {
+        "path": f"file://{tmp_path}/0.png",
+        "size": len(image),
+        "sha256": hashlib.sha256(image).hexdigest(),
+        "source_url": url,
+        "content_type": "image/png",
+    }
+    assert (tmp_path / "0.png").read_bytes() == image
+    assert _files(tmp_path) == ["0.png"]
