@@ -323,7 +323,6 @@ def gzip_image_server():
 def test_an_encoded_download_is_stored_decoded_and_checked_against_the_wire_length(
     tmp_path, gzip_image_server
 ):
-
     url, image = gzip_image_server
     operator = _transfer("task-1", f"file://{tmp_path}")
 
