@@ -82,18 +82,19 @@ class AirflowCluster:
     A scheduler, triggerer, DAG processor and API server sharing one SQLite database.
 
     :param root: an empty directory owned by the caller; everything the cluster writes goes here.
-    :param dag_files: DAG files copied into the cluster's DAGs folder before it starts.
+    :param dag_sources: copied into the cluster's DAGs folder before it starts: a file as is, a
+        directory's contents (with its data files) merged into the folder.
     :param extra_env: more environment for every component (connections, variables, ...).
     """
 
     def __init__(
-        self, root: Path, *, dag_files: Iterable[Path], extra_env: Mapping[str, str] | None = None
+        self, root: Path, *, dag_sources: Iterable[Path], extra_env: Mapping[str, str] | None = None
     ) -> None:
         self.root = root
         self.home = root / "airflow-home"
         self.dags_folder = root / "dags"
         self.log_dir = root / "component-logs"
-        self.dag_files = list(dag_files)
+        self.dag_sources = list(dag_sources)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = self._environment(extra_env or {})
@@ -146,8 +147,16 @@ class AirflowCluster:
         """
         for directory in (self.home, self.dags_folder, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        for dag_file in self.dag_files:
-            shutil.copy2(dag_file, self.dags_folder / dag_file.name)
+        for source in self.dag_sources:
+            if source.is_dir():
+                shutil.copytree(
+                    source,
+                    self.dags_folder,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"),
+                )
+            else:
+                shutil.copy2(source, self.dags_folder / source.name)
         migrate = subprocess.run(
             ["airflow", "db", "migrate"],
             env=self.env,
@@ -303,12 +312,13 @@ class AirflowCluster:
                 )
 
     def diagnostics(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of every component's log, for assertion messages."""
+        """The last ``lines`` lines of every component's log (without HTTP access lines), for messages."""
         parts = []
         for component in COMPONENTS:
             log_path = self.log_dir / f"{component}.log"
             text = log_path.read_text(errors="replace") if log_path.exists() else "(no log)"
-            tail = "\n".join(text.splitlines()[-lines:])
+            kept = [line for line in text.splitlines() if "[http.access]" not in line]
+            tail = "\n".join(kept[-lines:])
             parts.append(f"----- {component} (last {lines} lines of {log_path}) -----\n{tail}")
         return "\n".join(parts)
 
@@ -366,10 +376,37 @@ class AirflowCluster:
         answer = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries")
         return sorted(answer["task_instances"], key=lambda ti: ti["try_number"])
 
-    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", *, map_index: int = -1
+    ) -> Any:
         """The value of one XCom, decoded."""
-        entry = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        entry = self.api(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"map_index": map_index},
+        )
         return entry["value"]
+
+    def extra_links(self, dag_id: str, run_id: str, task_id: str, *, map_index: int = -1) -> dict[str, Any]:
+        """The operator extra links the UI shows on one task instance, by name."""
+        answer = self.api(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links",
+            params={"map_index": map_index},
+        )
+        return answer["extra_links"]
+
+    def ensure_pool(self, name: str, slots: int) -> None:
+        """Create pool ``name`` with ``slots`` slots, or resize it if it exists."""
+        response = self.client.post("/pools", json={"name": name, "slots": slots})
+        if response.status_code == 409:
+            self.api("PATCH", f"/pools/{name}", json={"name": name, "slots": slots})
+        elif response.status_code >= 400:
+            raise ClusterError(f"POST /api/v2/pools answered {response.status_code}: {response.text}")
+
+    def pause(self, dag_id: str) -> None:
+        """Pause ``dag_id``: the scheduler creates no more runs of it."""
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         """

@@ -19,31 +19,35 @@ INTEGRATION_DAGS = Path(__file__).resolve().parent / "dags"
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "dags_examples"
 
 
-def cluster_dag_files() -> list[Path]:
-    """The project's example DAGs plus the DAGs written for these tests."""
-    return sorted(EXAMPLE_DAGS.glob("*.py")) + sorted(INTEGRATION_DAGS.glob("*.py"))
+@pytest.fixture(scope="session")
+def mps_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the example DAGs save images in the cluster (their ``mps_image_base`` Variable)."""
+    return tmp_path_factory.mktemp("mps-images")
 
 
 @pytest.fixture(scope="session")
 def airflow_cluster(
-    tmp_path_factory: pytest.TempPathFactory, mps_emulator_server: ThreadedEmulatorServer
+    tmp_path_factory: pytest.TempPathFactory,
+    mps_emulator_server: ThreadedEmulatorServer,
+    mps_image_dir: Path,
 ) -> Iterator[AirflowCluster]:
     """
     A running Airflow (API server, scheduler, DAG processor, triggerer) on loopback.
 
+    Its DAGs folder holds ``dags_examples/`` (with its data files) and ``tests/integration/dags``.
     Its default MPS connection points at the session's emulator (which runs in this pytest
-    process; the ``mps_emulator`` fixture resets it per test).  Started once for the whole
-    integration run and stopped at its end, even when tests fail.
+    process; the ``mps_emulator`` fixture resets it per test), and the examples' ``mps_image_base``
+    Variable at :func:`mps_image_dir`.  Started once for the whole integration run and stopped at
+    its end, even when tests fail.
     """
-    emulator = EmulatorHandle(
-        endpoint=mps_emulator_server.endpoint,
-        secret_id=mps_emulator_server.secret_id,
-        secret_key=mps_emulator_server.secret_key,
-        token=mps_emulator_server.token,
-    )
+    emulator = EmulatorHandle.from_server(mps_emulator_server)
     root = tmp_path_factory.mktemp("airflow-cluster")
-    env = {CONNECTION_ENV: emulator.airflow_connection()}
-    with AirflowCluster(root, dag_files=cluster_dag_files(), extra_env=env) as cluster:
+    env = {
+        CONNECTION_ENV: emulator.airflow_connection(),
+        "AIRFLOW_VAR_MPS_IMAGE_BASE": mps_image_dir.as_uri(),
+    }
+    sources = [EXAMPLE_DAGS, *sorted(INTEGRATION_DAGS.glob("*.py"))]
+    with AirflowCluster(root, dag_sources=sources, extra_env=env) as cluster:
         yield cluster
 
 
