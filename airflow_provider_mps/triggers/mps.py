@@ -267,3 +267,250 @@ def validate_trigger_event(event: dict[str, Any] | None, *, mps_task_id: str | N
             f"{result.get('Status')!r}, not DONE."
         )
     return result
+
+
+#: Describe calls one batch trigger keeps in flight at once (each still waits for its limiter slot).
+BATCH_IN_FLIGHT = 10
+
+#: ``Status`` given to a task the service does not know (never an MPS status).
+NOT_FOUND_STATUS = "NOT_FOUND"
+
+#: Statuses after which a batch trigger stops polling a task.
+_BATCH_FINAL_STATUSES = frozenset({"DONE", "FAIL", NOT_FOUND_STATUS})
+
+
+class MpsAigcImageTasksTrigger(BaseTrigger):
+    """
+    Poll a batch of MPS AIGC image tasks until every one is ``DONE`` or ``FAIL``, or ``end_time`` passes.
+
+    Each round describes the tasks still unfinished, in order, at most :data:`BATCH_IN_FLIGHT` at a
+    time and each after its slot at the process-wide ``DescribeAigcImageTask`` limiter of the
+    account, so one trigger for N tasks costs one triggerer coroutine and never more than
+    ``rate_limit`` requests per second (shared with every other trigger of the account).  A round
+    of N tasks takes at least ``N / rate_limit`` seconds; rounds start ``poll_interval`` apart or
+    back to back when a round takes longer.
+
+    A task the service does not know gets the status ``NOT_FOUND``; quota, service-side and network
+    errors leave the task for the next round (backing off when a whole round failed); any other
+    error ends the trigger with an ``error`` event.
+
+    The trigger fires exactly one event, ``{"status", "mps_task_ids", "results", "message"}``, where
+    ``results`` holds, in the order of ``mps_task_ids``, the last describe dict of each task (or
+    ``None`` if it was never described) and ``status`` is:
+
+    * ``success`` — every task is ``DONE``, ``FAIL`` or ``NOT_FOUND`` (which ones failed is the
+      operator's business);
+    * ``timeout`` — ``end_time`` passed first; unfinished tasks carry their last status;
+    * ``error`` — a non-transient API error; ``message`` holds its code and RequestId.
+
+    :param mps_task_ids: the MPS TaskIds to wait for.
+    :param mps_conn_id: the Airflow connection to Tencent Cloud MPS.
+    :param poll_interval: seconds between the starts of two polling rounds.
+    :param end_time: when to give up, as epoch seconds.
+    :param region: the region overriding the connection's, if any.
+    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second for this account.
+    """
+
+    def __init__(
+        self,
+        *,
+        mps_task_ids: list[str],
+        mps_conn_id: str,
+        poll_interval: float,
+        end_time: float,
+        region: str | None = None,
+        rate_limit: float = DEFAULT_RATE,
+    ) -> None:
+        super().__init__()
+        self.mps_task_ids = list(mps_task_ids)
+        self.mps_conn_id = mps_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = float(end_time)
+        self.region = region
+        self.rate_limit = float(rate_limit)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Return the class path and every constructor argument, JSON-safe."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "mps_task_ids": list(self.mps_task_ids),
+                "mps_conn_id": self.mps_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "region": self.region,
+                "rate_limit": self.rate_limit,
+            },
+        )
+
+    @cached_property
+    def hook(self) -> MpsHook:
+        """The hook polling the service, its own retries off (see :class:`MpsAigcImageTaskTrigger`)."""
+        from airflow_provider_mps.hooks.mps import MpsHook
+
+        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll rounds until every task is final, the deadline passes or a hard error occurs."""
+        try:
+            key = await asyncio.to_thread(lambda: self.hook.rate_limit_key)
+        except Exception as error:  # a missing or unusable connection: nothing to retry
+            yield self._event("error", {}, f"Cannot poll MPS tasks with {self.mps_conn_id!r}: {error}")
+            return
+        limiter = get_rate_limiter(key, DESCRIBE_ACTION, self.rate_limit)
+        results: dict[str, dict[str, Any]] = {}
+        pending = list(dict.fromkeys(self.mps_task_ids))
+        failed_rounds = 0
+        last_error: MpsTransientError | None = None
+        while True:
+            started, polled = time.monotonic(), len(pending)
+            still: list[str] = []
+            transient = 0
+            for task_id, result, failure in await self._poll_round(pending, limiter):
+                if result is not None:
+                    results[task_id] = result
+                    if result["Status"] not in _BATCH_FINAL_STATUSES:
+                        still.append(task_id)
+                elif isinstance(failure, MpsTransientError):
+                    transient += 1
+                    last_error = failure
+                    still.append(task_id)
+                else:
+                    yield self._event("error", results, f"Polling MPS task {task_id} failed: {failure}")
+                    return
+            pending = still
+            if transient:
+                self.log.warning(
+                    "%s of %s describe calls failed transiently and are retried; the last: %s",
+                    transient,
+                    polled,
+                    last_error,
+                )
+            if not pending:
+                yield self._event("success", results, f"All {len(results)} MPS tasks finished.")
+                return
+            self.log.info("%s of %s MPS tasks are still running.", len(pending), len(self.mps_task_ids))
+            remaining = self.end_time - time.time()
+            if remaining <= 0:
+                message = (
+                    f"{len(pending)} of {len(self.mps_task_ids)} MPS tasks did not finish before "
+                    f"{datetime.fromtimestamp(self.end_time, tz=timezone.utc).isoformat()}."
+                )
+                if last_error is not None and transient:
+                    message += f" The last poll failed: {last_error}"
+                yield self._event("timeout", results, message)
+                return
+            failed_rounds = failed_rounds + 1 if transient == polled else 0
+            delay = self.poll_interval - (time.monotonic() - started)
+            if failed_rounds:
+                # The single-task trigger's backoff: from the poll interval, doubling, with jitter.
+                base = max(self.poll_interval, MIN_BACKOFF_SECONDS)
+                ceiling = min(max(MAX_BACKOFF_SECONDS, base), base * 2 ** (failed_rounds - 1))
+                delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+            await asyncio.sleep(max(0.0, min(delay, remaining)))
+
+    async def _poll_round(
+        self, task_ids: list[str], limiter: Any
+    ) -> list[tuple[str, dict[str, Any] | None, MpsError | None]]:
+        """Describe every task of ``task_ids``, a few at a time, each after its limiter slot."""
+        slots = asyncio.Semaphore(BATCH_IN_FLIGHT)
+
+        async def describe(task_id: str) -> tuple[str, dict[str, Any] | None, MpsError | None]:
+            async with slots:
+                await limiter.aacquire()
+                try:
+                    return task_id, await self.hook.adescribe_aigc_image_task(task_id), None
+                except MpsError as error:
+                    if getattr(error, "code", "").startswith("ResourceNotFound"):
+                        return task_id, _not_found(task_id, error), None
+                    return task_id, None, error
+
+        return list(await asyncio.gather(*(describe(task_id) for task_id in task_ids)))
+
+    def _event(self, status: str, results: dict[str, dict[str, Any]], message: str) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "mps_task_ids": list(self.mps_task_ids),
+                "results": [results.get(task_id) for task_id in self.mps_task_ids],
+                "message": message,
+            }
+        )
+
+    async def cleanup(self) -> None:
+        """Close the hook's HTTP connections; the MPS tasks themselves are left alone."""
+        if "hook" in self.__dict__:
+            await self.hook.aclose()
+
+    async def on_kill(self) -> None:
+        """Log that the MPS tasks keep running: the service offers no call to cancel them."""
+        self.log.warning(
+            "MPS has no API to cancel AIGC image tasks; the %s task(s) of this batch keep running (and "
+            "are billed) on the service. Only the Airflow task was stopped.",
+            len(self.mps_task_ids),
+        )
+
+
+def _not_found(task_id: str, error: MpsError) -> dict[str, Any]:
+    return {
+        "TaskId": task_id,
+        "Status": NOT_FOUND_STATUS,
+        "ImageUrls": [],
+        "Message": str(getattr(error, "message", error)),
+        "RequestId": getattr(error, "request_id", None),
+        "Code": getattr(error, "code", None),
+    }
+
+
+def validate_tasks_trigger_event(
+    event: dict[str, Any] | None, *, mps_task_ids: list[str] | None = None
+) -> dict[str, Any]:
+    """
+    Check an event of :class:`MpsAigcImageTasksTrigger` and return what it says of each task.
+
+    :param event: the event payload handed to ``execute_complete``.
+    :param mps_task_ids: the TaskIds the caller waited for, in order; checked against the event's.
+    :return: ``{"status": "success" | "timeout", "results": {TaskId: describe dict or None},
+        "message"}``; after ``success`` every result is ``DONE``, ``FAIL`` or ``NOT_FOUND``.
+    :raises MpsError: an ``error`` event, or an event that is missing, malformed or for other tasks.
+    """
+    if not isinstance(event, dict):
+        raise MpsError(f"The trigger event must be a dict from MpsAigcImageTasksTrigger, got {event!r:.200}.")
+    status = event.get("status")
+    if status not in ("success", "timeout", "error"):
+        raise MpsError(
+            f"The batch trigger event status {status!r} is not one of error, success, timeout; "
+            f"event: {event!r:.300}."
+        )
+    task_ids, results = event.get("mps_task_ids"), event.get("results")
+    if (
+        not isinstance(task_ids, list)
+        or not isinstance(results, list)
+        or len(task_ids) != len(results)
+        or not all(isinstance(task_id, str) and task_id for task_id in task_ids)
+    ):
+        raise MpsError(
+            f"The batch trigger event must carry mps_task_ids and one result per task; event: {event!r:.300}."
+        )
+    if mps_task_ids is not None and task_ids != list(mps_task_ids):
+        raise MpsError(
+            f"The batch trigger event is for {len(task_ids)} MPS task(s) that are not the "
+            f"{len(mps_task_ids)} task(s) waited for."
+        )
+    message = str(event.get("message") or "")
+    if status == "error":
+        raise MpsError(message or "Waiting for the MPS tasks failed with no message.")
+    by_id: dict[str, Any] = {}
+    for task_id, result in zip(task_ids, results, strict=True):
+        final = isinstance(result, dict) and result.get("Status") in _BATCH_FINAL_STATUSES
+        if status == "success" and not final:
+            raise MpsError(
+                f"The success event reports MPS task {task_id} as {result!r:.200}, "
+                "not DONE, FAIL or NOT_FOUND."
+            )
+        if result is not None and not isinstance(result, dict):
+            raise MpsError(
+                f"The batch trigger event's result for MPS task {task_id} is not a dict: {result!r:.200}."
+            )
+        by_id[task_id] = result
+    return {"status": status, "results": by_id, "message": message}
