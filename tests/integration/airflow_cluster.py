@@ -32,7 +32,16 @@ import psutil
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Each component's ``airflow`` command.  Logs are read from the shared log folder, so the log
+#: servers (fixed ports on every interface) are not started: nothing listens beyond loopback and
+#: two clusters on one machine do not collide.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "api-server": ("api-server",),
+    "scheduler": ("scheduler", "--skip-serve-logs"),
+    "dag-processor": ("dag-processor",),
+    "triggerer": ("triggerer", "--skip-serve-logs"),
+}
+COMPONENTS: tuple[str, ...] = tuple(COMMANDS)
 
 #: Task instance states after which Airflow will not run the task again in this DAG run.
 FINISHED_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
@@ -179,7 +188,7 @@ class AirflowCluster:
             log_file.write(f"\n===== starting {component} at {time.time():.3f} =====\n".encode())
             log_file.flush()
             self._procs[component] = subprocess.Popen(
-                ["airflow", *component.split()],
+                ["airflow", *COMMANDS[component]],
                 env=self.env,
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
