@@ -1,0 +1,613 @@
+"""
+MpsCreateAigcImageTasksOperator driven directly (``execute`` with a small context) against the emulator.
+
+The context is the one of ``test_mps.py``: a task instance recording XCom pushes and a dict-backed
+``task_state_store``.  Everything between the operator and the service is real.  DAG runs through
+``dag.test()`` live in ``test_mps_batch_dag_runs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from airflow_provider_mps.emulator.models import FAIL_MARKER_MESSAGE
+from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
+from airflow_provider_mps.operators._mps_batch import LEDGER_CHUNK_SIZE, MAX_CONSECUTIVE_FAILURES, fingerprint
+from airflow_provider_mps.operators.mps import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
+from tests.operators.test_mps import DictTaskStateStore, RecordingTaskInstance
+
+CREATE = "CreateAigcImageTask"
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters():
+    clear_rate_limiters()
+    yield
+    clear_rate_limiters()
+
+
+def make_context(store: DictTaskStateStore | None = None) -> dict[str, Any]:
+    return {
+        "ti": RecordingTaskInstance(),
+        "task_state_store": store if store is not None else DictTaskStateStore(),
+    }
+
+
+def make_operator(**kwargs: Any) -> MpsCreateAigcImageTasksOperator:
+    kwargs.setdefault("task_id", "create_batch")
+    kwargs.setdefault("poll_interval", 0.1)
+    return MpsCreateAigcImageTasksOperator(**kwargs)
+
+
+def creates(emulator: Any) -> list[dict[str, Any]]:
+    return [call for call in emulator.requests() if call["Action"] == CREATE]
+
+
+def created_by_prompt(emulator: Any) -> dict[str, str]:
+    return {task["Request"]["Prompt"]: task["TaskId"] for task in emulator.tasks()}
+
+
+def request_ids_from_logs(logs: list[str]) -> dict[str, str]:
+    """The RequestId of each create, by TaskId, from the hook's "Created MPS AIGC image task" lines."""
+    prefix = "info: Created MPS AIGC image task "
+    found = {}
+    for line in logs:
+        if line.startswith(prefix):
+            task_id, _, rest = line[len(prefix) :].partition(" (RequestId ")
+            found[task_id] = rest.rstrip(").")
+    return found
+
+
+# -- definition ------------------------------------------------------------------------------
+
+
+def test_template_fields_and_defaults_follow_airflow_conventions():
+    operator = make_operator(requests=["a cat"])
+
+    assert MpsCreateAigcImageTasksOperator.template_fields == ("requests", "shared_fields", "region")
+    assert (
+        operator.mps_conn_id,
+        operator.region,
+        operator.wait_for_completion,
+        operator.deferrable,
+        operator.timeout,
+        operator.rate_limit,
+        operator.max_failed_items,
+        operator.durable,
+    ) == ("tencentcloud_mps_default", None, False, False, 3600.0, 20.0, 0, True)
+
+
+def test_constructor_is_keyword_only():
+    with pytest.raises(TypeError):
+        MpsCreateAigcImageTasksOperator(["a cat"], task_id="batch")  # type: ignore[misc]
+
+
+def test_hook_is_built_lazily_without_its_own_retries():
+    operator = make_operator(requests=["a cat"], mps_conn_id="mps_prod", region="ap-singapore")
+
+    assert "hook" not in vars(operator)
+    assert (operator.hook.mps_conn_id, operator.hook.region, operator.hook.retry_limit) == (
+        "mps_prod",
+        "ap-singapore",
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"requests": ["a cat", "x" * 1001]},
+            f"Invalid requests[1].prompt {('x' * 1001)!r:.77}...: must be at most 1000 characters long, "
+            "got 1001.",
+        ),
+        (
+            {"requests": ["a cat", 7]},
+            "Invalid requests[1] 7: must be a prompt string or a dict of request fields, got int.",
+        ),
+        (
+            {"requests": ["a cat"], "shared_fields": {"extra_parameters": {"AspectRatio": "wide"}}},
+            "Invalid requests[0].extra_parameters.AspectRatio 'wide': "
+            "must be a width:height ratio such as 16:9.",
+        ),
+        (
+            {"requests": ["a cat"], "max_failed_items": -1},
+            "Invalid max_failed_items -1: must be a whole number, 0 or more, or None for no limit.",
+        ),
+        (
+            {"requests": ["a cat"], "rate_limit": 0},
+            "Invalid rate_limit 0: must be a number of requests per second greater than 0.",
+        ),
+    ],
+)
+def test_literal_invalid_values_fail_when_the_dag_is_parsed(kwargs, message):
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        make_operator(**kwargs)
+
+    assert str(raised.value) == message
+
+
+def test_templated_items_are_left_for_run_time():
+    operator = make_operator(requests=["{{ params.subject }}", {"prompt": "{{ 'x' * 2000 }}"}])
+
+    assert operator.requests == ["{{ params.subject }}", {"prompt": "{{ 'x' * 2000 }}"}]
+
+
+# -- submission ------------------------------------------------------------------------------
+
+
+def test_execute_creates_one_task_per_item_in_input_order_with_the_shared_fields(mps_conn, task_logs):
+    operator = make_operator(
+        requests=[
+            "a red fox",
+            {"prompt": "a blue whale", "extra_parameters": {"AspectRatio": "16:9"}},
+            {"Prompt": "a paper boat", "ModelName": "Kling", "ModelVersion": "2.1"},
+        ],
+        shared_fields={"model_name": "GEM", "ExtraParameters": {"AspectRatio": "1:1", "OutputFormat": "png"}},
+    )
+    context = make_context()
+
+    task_ids = operator.execute(context)
+
+    assert sorted(task["Request"]["Prompt"] for task in mps_conn.tasks()) == [
+        "a blue whale",
+        "a paper boat",
+        "a red fox",
+    ]
+    by_id = {task["TaskId"]: task["Request"] for task in mps_conn.tasks()}
+    assert [by_id[task_id] for task_id in task_ids] == [
+        {
+            "Prompt": "a red fox",
+            "ModelName": "GEM",
+            "ExtraParameters": {"AspectRatio": "1:1", "OutputFormat": "png"},
+        },
+        {"Prompt": "a blue whale", "ModelName": "GEM", "ExtraParameters": {"AspectRatio": "16:9"}},
+        {
+            "Prompt": "a paper boat",
+            "ModelName": "Kling",
+            "ModelVersion": "2.1",
+            "ExtraParameters": {"AspectRatio": "1:1", "OutputFormat": "png"},
+        },
+    ]
+    request_ids = request_ids_from_logs(task_logs())
+    assert context["ti"].xcoms == {
+        "return_value": task_ids,
+        "failures": [],
+        "request_ids": [request_ids[task_id] for task_id in task_ids],
+    }
+    assert sorted(request_ids.values()) == sorted(call["RequestId"] for call in creates(mps_conn))
+    # Success drops the record of the batch: clearing the task later generates new images.
+    assert context["task_state_store"].values == {}
+
+
+def test_requests_rendered_as_json_text_are_accepted(mps_conn):
+    operator = make_operator(requests='["a cat", {"prompt": "a dog"}]')
+
+    task_ids = operator.execute(make_context())
+
+    assert created_by_prompt(mps_conn) == {"a cat": task_ids[0], "a dog": task_ids[1]}
+
+
+def test_an_empty_batch_sends_nothing_and_returns_an_empty_list(mps_conn):
+    context = make_context()
+
+    assert make_operator(requests=[]).execute(context) == []
+    assert context["ti"].xcoms == {"return_value": [], "failures": [], "request_ids": []}
+    assert mps_conn.requests() == []
+
+
+def test_one_invalid_rendered_item_refuses_the_whole_batch_before_any_call(mps_conn):
+    operator = make_operator(requests="{{ params.rows }}")
+    operator.requests = ["a cat", {"prompt": "a dog", "colour": "red"}, {"subject": "x"}, "a bird"]
+
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        operator.execute(make_context())
+
+    assert str(raised.value) == (
+        "Invalid requests[1].colour 'red': is not a CreateAigcImageTask field; the fields are "
+        "model_name, model_version, scene_type, prompt, negative_prompt, enhance_prompt, image_infos, "
+        "output_image_count, extra_parameters, additional_parameters, store_cos_param, operator. "
+        "2 of 4 requests are invalid "
+        "(each is logged); nothing was sent."
+    )
+    assert isinstance(raised.value, AirflowFailException)
+    assert mps_conn.requests() == []
+
+
+def test_creates_are_spaced_at_the_rate_limit(mps_conn):
+    rate = 10
+    operator = make_operator(requests=[f"lighthouse {n}" for n in range(15)], rate_limit=rate)
+
+    start = time.time()
+    task_ids = operator.execute(make_context())
+
+    calls = creates(mps_conn)
+    assert [call["ErrorCode"] for call in calls] == [None] * 15
+    assert sorted(task_ids) == sorted(task["TaskId"] for task in mps_conn.tasks())
+    offsets = [t - start for t in sorted(call["Time"] for call in calls)]
+    assert [k for k, offset in enumerate(offsets) if offset < k / rate - 0.002] == []
+
+
+def test_quota_refusals_are_retried_without_surfacing(mps_conn):
+    mps_conn.configure(error_code="RequestLimitExceeded", error_burst={CREATE: 3})
+    context = make_context()
+
+    task_ids = make_operator(requests=["one", "two", "three", "four"]).execute(context)
+
+    assert [call["ErrorCode"] for call in creates(mps_conn)].count("RequestLimitExceeded") == 3
+    assert len(creates(mps_conn)) == 7
+    assert created_by_prompt(mps_conn) == dict(zip(["one", "two", "three", "four"], task_ids, strict=True))
+    assert context["ti"].xcoms["failures"] == []
+
+
+def test_an_item_the_service_refuses_is_recorded_and_the_others_are_kept(mps_conn):
+    context = make_context()
+    operator = make_operator(
+        requests=["a cat", {"prompt": "a dog", "model_name": "Seedream"}, "a bird"], max_failed_items=1
+    )
+
+    task_ids = operator.execute(context)
+
+    refused = [call for call in creates(mps_conn) if call["ErrorCode"]]
+    assert [call["ErrorCode"] for call in refused] == ["InvalidParameterValue.ModelName"]
+    by_prompt = created_by_prompt(mps_conn)
+    assert task_ids == [by_prompt["a cat"], None, by_prompt["a bird"]]
+    [failure] = context["ti"].xcoms["failures"]
+    assert failure == {
+        "index": 1,
+        "stage": "create",
+        "code": "InvalidParameterValue.ModelName",
+        "message": failure["message"],
+        "request_id": refused[0]["RequestId"],
+        "mps_task_id": None,
+        "possibly_created": False,
+    }
+    assert "Seedream" in failure["message"]
+    assert context["ti"].xcoms["request_ids"][1] == refused[0]["RequestId"]
+
+
+def test_too_many_refused_items_fail_the_task_without_retry_after_sending_the_rest(mps_conn):
+    context = make_context()
+    operator = make_operator(requests=[{"prompt": "a dog", "model_name": "Seedream"}, "a cat", "a bird"])
+
+    with pytest.raises(AirflowFailException) as raised:
+        operator.execute(context)
+
+    [refused] = [call for call in creates(mps_conn) if call["ErrorCode"]]
+    message = context["ti"].xcoms["failures"][0]["message"]
+    assert str(raised.value) == (
+        "1 of 3 items failed, more than max_failed_items=0; the first, requests[0], failed with "
+        f"InvalidParameterValue.ModelName: {message} (RequestId: {refused['RequestId']}). "
+        "Every failure is in the 'failures' XCom. The service refused these requests' parameters; "
+        "the same requests cannot succeed on a retry, so the task fails without retrying."
+    )
+    by_prompt = created_by_prompt(mps_conn)
+    # Every TaskId was pushed before failing, and each is kept for a retry to re-attach to.
+    assert context["ti"].xcoms["return_value"] == [None, by_prompt["a cat"], by_prompt["a bird"]]
+    stored = context["task_state_store"].values["mps_aigc_image_batch.0"]
+    assert {key: entry["TaskId"] for key, entry in stored.items()} == {
+        "1": by_prompt["a cat"],
+        "2": by_prompt["a bird"],
+    }
+
+
+def test_a_retry_reattaches_to_created_items_and_sends_only_the_rest(mps_conn):
+    store = DictTaskStateStore()
+    prompts = [f"product {n}" for n in range(5)]
+    mps_conn.configure(error_code="InternalError", error_burst={CREATE: 1})
+    operator = make_operator(requests=prompts)
+
+    with pytest.raises(MpsError):
+        operator.execute(make_context(store))
+
+    first_try = created_by_prompt(mps_conn)
+    assert len(first_try) == 4
+    # InternalError may mean the task was created: that item is never resent, not even by the retry.
+    [lost] = [prompt for prompt in prompts if prompt not in first_try]
+    context = make_context(store)
+
+    with pytest.raises(MpsError) as raised:
+        make_operator(requests=prompts).execute(context)
+
+    assert created_by_prompt(mps_conn) == first_try
+    assert len(creates(mps_conn)) == 5
+    index = prompts.index(lost)
+    assert context["ti"].xcoms["return_value"] == [first_try.get(prompt) for prompt in prompts]
+    assert context["ti"].xcoms["failures"] == [
+        {
+            "index": index,
+            "stage": "create",
+            "code": "InternalError",
+            "message": "An earlier try's create may have created a task whose TaskId is lost "
+            "(Injected by the emulator: InternalError.); it is not resent, to avoid a duplicate task.",
+            "request_id": context["ti"].xcoms["failures"][0]["request_id"],
+            "mps_task_id": None,
+            "possibly_created": True,
+        }
+    ]
+    assert str(raised.value).startswith("1 of 5 items failed, more than max_failed_items=0; the first, ")
+
+
+def test_a_retry_sends_items_that_certainly_failed_and_reattaches_changed_lists_only_where_unchanged(
+    mps_conn,
+):
+    store = DictTaskStateStore()
+    first = ["a cat", {"prompt": "a dog", "model_name": "Seedream"}, "a bird"]
+
+    with pytest.raises(AirflowFailException):
+        make_operator(requests=first).execute(make_context(store))
+
+    first_try = created_by_prompt(mps_conn)
+    # The retry renders a fixed item 1 and a changed item 2: both are sent, item 0 re-attaches.
+    second = ["a cat", {"prompt": "a dog", "model_name": "GEM"}, "a bird at night"]
+    context = make_context(store)
+
+    task_ids = make_operator(requests=second).execute(context)
+
+    by_prompt = created_by_prompt(mps_conn)
+    assert task_ids == [first_try["a cat"], by_prompt["a dog"], by_prompt["a bird at night"]]
+    assert len(mps_conn.tasks()) == 4
+    assert store.values == {}
+
+
+def test_the_ledger_is_written_as_each_item_is_created_in_chunks(mps_conn):
+    writes: list[tuple[str, dict[str, Any]]] = []
+
+    class RecordingStore(DictTaskStateStore):
+        def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+            writes.append((key, json.loads(json.dumps(value))))
+            super().set(key, value)
+
+    count = LEDGER_CHUNK_SIZE + 5
+    store = RecordingStore()
+    mps_conn.configure(rate_limit=0)
+    context = make_context(store)
+
+    task_ids = make_operator(requests=[f"item {n}" for n in range(count)], rate_limit=1000).execute(context)
+
+    # One write per created item, each rewriting only that item's chunk.
+    assert len(writes) == count
+    assert sorted({key for key, _ in writes}) == ["mps_aigc_image_batch.0", "mps_aigc_image_batch.1"]
+    assert [len(value) for key, value in writes if key.endswith(".0")] == list(
+        range(1, LEDGER_CHUNK_SIZE + 1)
+    )
+    last_chunk = [value for key, value in writes if key.endswith(".1")][-1]
+    assert sorted(last_chunk, key=int) == [str(n) for n in range(LEDGER_CHUNK_SIZE, count)]
+    from airflow_provider_mps.validation import build_aigc_image_request
+
+    assert last_chunk["104"] == {
+        "f": fingerprint(build_aigc_image_request({"prompt": "item 104"})),
+        "TaskId": task_ids[104],
+        "RequestId": context["ti"].xcoms["request_ids"][104],
+    }
+    assert store.values == {}
+
+
+def test_an_error_no_item_can_escape_stops_the_batch(mps_conn):
+    mps_conn.configure(error_code="AuthFailure.SecretIdNotFound", error_rate={CREATE: 1.0})
+    context = make_context()
+    count = 40
+
+    with pytest.raises(MpsError) as raised:
+        make_operator(requests=[f"item {n}" for n in range(count)], max_failed_items=None).execute(context)
+
+    sent = len(creates(mps_conn))
+    failures = context["ti"].xcoms["failures"]
+    assert sent < count
+    assert sorted(failure["code"] for failure in failures) == sorted(
+        ["AuthFailure.SecretIdNotFound"] * sent + ["NotSubmitted"] * (count - sent)
+    )
+    assert str(raised.value).startswith("Not all items were sent: the batch stopped at requests[")
+    assert str(raised.value).endswith(
+        "which failed with AuthFailure.SecretIdNotFound. 40 of 40 items failed; every failure is in the "
+        "'failures' XCom. A retry re-attaches to the tasks created and sends the rest."
+    )
+
+
+def test_a_run_of_service_errors_stops_sending_the_rest_of_the_batch(mps_conn):
+    mps_conn.configure(error_code="InternalError", error_rate={CREATE: 1.0})
+    context = make_context()
+    count = 60
+
+    with pytest.raises(MpsError) as raised:
+        make_operator(requests=[f"item {n}" for n in range(count)]).execute(context)
+
+    assert f"{MAX_CONSECUTIVE_FAILURES} creates in a row failed with service or network errors" in str(
+        raised.value
+    )
+    sent = len(creates(mps_conn))
+    assert MAX_CONSECUTIVE_FAILURES <= sent < count
+    codes = [failure["code"] for failure in context["ti"].xcoms["failures"]]
+    assert (codes.count("InternalError"), codes.count("NotSubmitted")) == (sent, count - sent)
+    assert context["ti"].xcoms["return_value"] == [None] * count
+
+
+def test_max_failed_items_none_tolerates_any_number_of_failed_items(mps_conn):
+    context = make_context()
+
+    task_ids = make_operator(
+        requests=[{"prompt": "a dog", "model_name": "Seedream"}, "a cat"], max_failed_items=None
+    ).execute(context)
+
+    assert task_ids == [None, created_by_prompt(mps_conn)["a cat"]]
+    assert [failure["index"] for failure in context["ti"].xcoms["failures"]] == [0]
+
+
+# -- waiting ---------------------------------------------------------------------------------
+
+
+def test_wait_for_completion_pushes_image_urls_per_item_and_records_failed_tasks(mps_conn):
+    context = make_context()
+    operator = make_operator(
+        requests=["a cat", "a dog [emulator:fail]", {"prompt": "a bird", "output_image_count": 2}],
+        wait_for_completion=True,
+        max_failed_items=1,
+    )
+
+    task_ids = operator.execute(context)
+
+    by_prompt = created_by_prompt(mps_conn)
+    cat, dog, bird = by_prompt["a cat"], by_prompt["a dog [emulator:fail]"], by_prompt["a bird"]
+    assert task_ids == [cat, None, bird]
+    xcoms = context["ti"].xcoms
+    assert xcoms["image_urls"] == [
+        [f"{mps_conn.endpoint}/images/{cat}/0.png"],
+        [],
+        [f"{mps_conn.endpoint}/images/{bird}/0.png", f"{mps_conn.endpoint}/images/{bird}/1.png"],
+    ]
+    [failure] = xcoms["failures"]
+    assert failure == {
+        "index": 1,
+        "stage": "wait",
+        "code": "FAIL",
+        "message": FAIL_MARKER_MESSAGE,
+        "request_id": failure["request_id"],
+        "mps_task_id": dog,
+        "possibly_created": False,
+    }
+    describe_ids = {call["RequestId"] for call in mps_conn.requests() if call["Action"] != CREATE}
+    assert failure["request_id"] in describe_ids
+
+
+def test_a_failed_wait_keeps_done_items_for_the_retry_and_creates_failed_ones_anew(mps_conn):
+    store = DictTaskStateStore()
+    prompts = ["a cat", "a dog [emulator:fail]"]
+    first_context = make_context(store)
+
+    with pytest.raises(MpsError) as raised:
+        make_operator(requests=prompts, wait_for_completion=True).execute(first_context)
+
+    first_try = created_by_prompt(mps_conn)
+    [failure] = first_context["ti"].xcoms["failures"]
+    assert str(raised.value) == (
+        "1 of 2 items failed, more than max_failed_items=0; the first, requests[1], failed with FAIL: "
+        f"{FAIL_MARKER_MESSAGE} (RequestId: {failure['request_id']}). "
+        "Every failure is in the 'failures' XCom."
+    )
+    context = make_context(store)
+
+    with pytest.raises(MpsError):
+        make_operator(requests=prompts, wait_for_completion=True).execute(context)
+
+    tasks = mps_conn.tasks()
+    assert [task["Request"]["Prompt"] for task in tasks] == [
+        "a cat",
+        "a dog [emulator:fail]",
+        "a dog [emulator:fail]",
+    ]
+    assert context["ti"].xcoms["return_value"] == [first_try["a cat"], None]
+    assert context["ti"].xcoms["failures"][0]["mps_task_id"] == tasks[2]["TaskId"]
+
+
+def test_waiting_times_out_into_timeout_failures(mps_conn):
+    mps_conn.configure(wait_seconds=60)
+    context = make_context()
+
+    with pytest.raises(MpsError) as raised:
+        make_operator(requests=["a cat"], wait_for_completion=True, timeout=0.3).execute(context)
+
+    [failure] = context["ti"].xcoms["failures"]
+    assert (failure["stage"], failure["code"], failure["mps_task_id"]) == (
+        "wait",
+        "Timeout",
+        mps_conn.tasks()[0]["TaskId"],
+    )
+    assert failure["message"].startswith(
+        "Still WAIT when waiting ended: 1 of 1 MPS tasks did not finish before "
+    )
+    assert context["ti"].xcoms["image_urls"] == [[]]
+    # An unfinished task stays in the ledger: the retry re-attaches to it.
+    assert (
+        context["task_state_store"].values["mps_aigc_image_batch.0"]["0"]["TaskId"] == failure["mps_task_id"]
+    )
+    assert "Status" not in context["task_state_store"].values["mps_aigc_image_batch.0"]["0"]
+    assert str(raised.value).startswith("1 of 1 items failed")
+
+
+def test_deferrable_operator_creates_then_defers_one_trigger_for_the_batch(mps_conn, task_logs):
+    context = make_context()
+    operator = make_operator(
+        requests=["a cat", {"prompt": "a dog", "model_name": "Seedream"}, "a bird"],
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=2,
+        timeout=600,
+        max_failed_items=1,
+        region="ap-guangzhou",
+    )
+    before = time.time()
+
+    with pytest.raises(TaskDeferred) as raised:
+        operator.execute(context)
+
+    after = time.time()
+    by_prompt = created_by_prompt(mps_conn)
+    deferred = raised.value
+    classpath, kwargs = deferred.trigger.serialize()
+    end_time = kwargs.pop("end_time")
+    assert (classpath, kwargs) == (
+        "airflow_provider_mps.triggers.mps.MpsAigcImageTasksTrigger",
+        {
+            "mps_task_ids": [by_prompt["a cat"], by_prompt["a bird"]],
+            "mps_conn_id": "tencentcloud_mps_default",
+            "poll_interval": 2.0,
+            "region": "ap-guangzhou",
+            "rate_limit": 20.0,
+        },
+    )
+    assert before + 600 <= end_time <= after + 600
+    request_ids = request_ids_from_logs(task_logs())
+    [refused] = [call for call in creates(mps_conn) if call["ErrorCode"]]
+    assert deferred.method_name == "execute_complete"
+    assert deferred.kwargs["task_ids"] == [by_prompt["a cat"], None, by_prompt["a bird"]]
+    assert deferred.kwargs["request_ids"] == [
+        request_ids[by_prompt["a cat"]],
+        refused["RequestId"],
+        request_ids[by_prompt["a bird"]],
+    ]
+    assert [failure["index"] for failure in deferred.kwargs["failures"]] == [1]
+
+    # Resume as Airflow does: run the trigger, hand its event to execute_complete.
+    import asyncio
+
+    async def first_event() -> dict[str, Any]:
+        try:
+            async for event in deferred.trigger.run():
+                return event.payload
+        finally:
+            await deferred.trigger.cleanup()
+        raise AssertionError("no event")
+
+    deferred.trigger.poll_interval = 0.05
+    event = asyncio.run(first_event())
+    resumed = make_context(context["task_state_store"])
+
+    task_ids = operator.execute_complete(resumed, event, **json.loads(json.dumps(deferred.kwargs)))
+
+    assert task_ids == [by_prompt["a cat"], None, by_prompt["a bird"]]
+    assert resumed["ti"].xcoms["image_urls"] == [
+        [f"{mps_conn.endpoint}/images/{by_prompt['a cat']}/0.png"],
+        [],
+        [f"{mps_conn.endpoint}/images/{by_prompt['a bird']}/0.png"],
+    ]
+    assert resumed["ti"].xcoms["failures"] == deferred.kwargs["failures"]
+    assert resumed["task_state_store"].values == {}
+
+
+def test_execute_complete_never_assumes_success():
+    context = make_context()
+    operator = make_operator(requests=["a cat"], wait_for_completion=True, deferrable=True)
+    event = {"status": "error", "mps_task_ids": ["t-1"], "results": [None], "message": "Polling failed: X."}
+
+    with pytest.raises(MpsError) as raised:
+        operator.execute_complete(context, event, task_ids=["t-1"], request_ids=["r-1"], failures=[])
+
+    assert str(raised.value) == "Polling failed: X."
+    # The TaskIds are pushed before failing.
+    assert context["ti"].xcoms == {"return_value": ["t-1"], "failures": [], "request_ids": ["r-1"]}
