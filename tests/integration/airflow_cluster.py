@@ -251,23 +251,28 @@ class AirflowCluster:
 
         :param timeout: seconds to wait before failing with the components' logs.
         """
-        last: object = None
+        last: dict[str, Any] = {}
+        last_error: Exception | None = None
 
         def healthy() -> bool:
-            nonlocal last
+            nonlocal last, last_error
             self._check_alive()
             try:
                 last = self.health()
             except httpx.HTTPError as err:
-                last = err
+                last_error = err
                 return False
             return all(
-                (last.get(part) or {}).get("status") == "healthy"  # type: ignore[union-attr]
+                (last.get(part) or {}).get("status") == "healthy"
                 for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
             )
 
-        self.wait_for(healthy, timeout=timeout, what=lambda: f"the cluster to be healthy (last: {last})")
-        return last  # type: ignore[return-value]
+        self.wait_for(
+            healthy,
+            timeout=timeout,
+            what=lambda: f"the cluster to be healthy (last answer: {last}, last error: {last_error})",
+        )
+        return last
 
     def wait_for_dags(self, dag_ids: Iterable[str], *, timeout: float = 120.0) -> None:
         """
@@ -412,6 +417,19 @@ class AirflowCluster:
             self.api("PATCH", f"/pools/{name}", json={"name": name, "slots": slots})
         elif response.status_code >= 400:
             raise ClusterError(f"POST /api/v2/pools answered {response.status_code}: {response.text}")
+
+    def fail_unfinished_runs(self) -> list[str]:
+        """
+        Mark every queued or running DAG run failed (Airflow then stops its tasks); return their ids.
+
+        Used after each test so a run a failed test left behind cannot act during the next one.
+        """
+        answer = self.api("GET", "/dags/~/dagRuns", params={"state": ["queued", "running"], "limit": 100})
+        stopped = []
+        for run in answer["dag_runs"]:
+            self.api("PATCH", f"/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+            stopped.append(f"{run['dag_id']}/{run['dag_run_id']}")
+        return stopped
 
     def pause(self, dag_id: str) -> None:
         """Pause ``dag_id``: the scheduler creates no more runs of it."""

@@ -52,7 +52,13 @@ def airflow_cluster(
 
 
 @pytest.fixture
-def cluster(airflow_cluster: AirflowCluster) -> AirflowCluster:
-    """The shared cluster, checked healthy before the test uses it."""
+def cluster(airflow_cluster: AirflowCluster) -> Iterator[AirflowCluster]:
+    """
+    The shared cluster, checked healthy before the test uses it.
+
+    Runs the test left unfinished (it failed or timed out) are failed afterwards, so they cannot
+    reach the emulator during the next test.
+    """
     airflow_cluster.wait_until_healthy(timeout=60)
-    return airflow_cluster
+    yield airflow_cluster
+    airflow_cluster.fail_unfinished_runs()
