@@ -565,15 +565,9 @@ class MpsCreateAigcImageTasksOperator(BaseOperator):
                     self.log.info(
                         "Deferring until %s MPS task(s) finish (timeout %s s).", len(pending), self.timeout
                     )
-                    self.defer(
-                        trigger=trigger,
-                        method_name="execute_complete",
-                        kwargs={
-                            "task_ids": task_ids,
-                            "request_ids": request_ids,
-                            "failures": list(failures.values()),
-                        },
-                    )
+                    # The XComs carry the batch across the deferral (dag.test() drops defer kwargs).
+                    self._push(context, task_ids, request_ids, failures, image_urls=None)
+                    self.defer(trigger=trigger, method_name="execute_complete")
                 event = _first_event(trigger)
                 return self._complete(context, event, task_ids, request_ids, failures)
             return self._finish(context, task_ids, request_ids, failures, image_urls=[[] for _ in task_ids])
@@ -583,27 +577,35 @@ class MpsCreateAigcImageTasksOperator(BaseOperator):
         self,
         context: Context,
         event: dict[str, Any] | None = None,
-        task_ids: list[str | None] | None = None,
-        request_ids: list[str | None] | None = None,
-        failures: list[dict[str, Any]] | None = None,
     ) -> list[str | None]:
         """
         Resume after the batch trigger fired: check the event, record each item's outcome.
 
+        The TaskIds, RequestIds and failures of the submission are read back from the XComs this
+        try pushed before deferring.
+
         :param context: the task context.
         :param event: the trigger's event payload.
-        :param task_ids: the TaskId per item (``None`` where none was created) when deferring.
-        :param request_ids: the create RequestId per item when deferring.
-        :param failures: the items that had failed when deferring.
         """
-        if task_ids is None:
-            raise MpsError(
-                "execute_complete was called without the batch's TaskIds; the deferral is corrupt."
-            )
-        known = {int(failure["index"]): failure for failure in failures or []}
-        return self._complete(
-            context, event, list(task_ids), list(request_ids or [None] * len(task_ids)), known
+        ti = context["ti"]
+
+        def pushed(key: str) -> Any:
+            return ti.xcom_pull(task_ids=ti.task_id, key=key, map_indexes=ti.map_index)
+
+        task_ids, request_ids, failures = (
+            pushed(key) for key in ("return_value", BATCH_REQUEST_IDS_XCOM_KEY, BATCH_FAILURES_XCOM_KEY)
         )
+        if (
+            not isinstance(task_ids, list)
+            or not isinstance(request_ids, list)
+            or not isinstance(failures, list)
+        ):
+            raise MpsError(
+                "The batch's TaskIds, RequestIds and failures pushed before deferring are missing from "
+                "the XComs of this try; the deferral cannot be resumed."
+            )
+        known = {int(failure["index"]): failure for failure in failures}
+        return self._complete(context, event, list(task_ids), list(request_ids), known)
 
     # -- submission ---------------------------------------------------------------------------
 

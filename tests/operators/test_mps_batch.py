@@ -32,9 +32,22 @@ def fresh_rate_limiters():
     clear_rate_limiters()
 
 
-def make_context(store: DictTaskStateStore | None = None) -> dict[str, Any]:
+class BatchTaskInstance(RecordingTaskInstance):
+    """Also reads back its own XComs, as ``execute_complete`` does after a deferral."""
+
+    task_id = "create_batch"
+    map_index = -1
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
+        assert (task_ids, map_indexes) == (self.task_id, self.map_index)
+        return self.xcoms.get(key)
+
+
+def make_context(
+    store: DictTaskStateStore | None = None, ti: BatchTaskInstance | None = None
+) -> dict[str, Any]:
     return {
-        "ti": RecordingTaskInstance(),
+        "ti": ti if ti is not None else BatchTaskInstance(),
         "task_state_store": store if store is not None else DictTaskStateStore(),
     }
 
@@ -564,14 +577,17 @@ def test_deferrable_operator_creates_then_defers_one_trigger_for_the_batch(mps_c
     assert before + 600 <= end_time <= after + 600
     request_ids = request_ids_from_logs(task_logs())
     [refused] = [call for call in creates(mps_conn) if call["ErrorCode"]]
-    assert deferred.method_name == "execute_complete"
-    assert deferred.kwargs["task_ids"] == [by_prompt["a cat"], None, by_prompt["a bird"]]
-    assert deferred.kwargs["request_ids"] == [
+    assert (deferred.method_name, deferred.kwargs) == ("execute_complete", None)
+    # What execute_complete needs is pushed before deferring (Airflow keeps a try's XComs across it).
+    pushed = context["ti"].xcoms
+    assert pushed["return_value"] == [by_prompt["a cat"], None, by_prompt["a bird"]]
+    assert pushed["request_ids"] == [
         request_ids[by_prompt["a cat"]],
         refused["RequestId"],
         request_ids[by_prompt["a bird"]],
     ]
-    assert [failure["index"] for failure in deferred.kwargs["failures"]] == [1]
+    assert [failure["index"] for failure in pushed["failures"]] == [1]
+    failures = list(pushed["failures"])
 
     # Resume as Airflow does: run the trigger, hand its event to execute_complete.
     import asyncio
@@ -586,9 +602,9 @@ def test_deferrable_operator_creates_then_defers_one_trigger_for_the_batch(mps_c
 
     deferred.trigger.poll_interval = 0.05
     event = asyncio.run(first_event())
-    resumed = make_context(context["task_state_store"])
+    resumed = make_context(context["task_state_store"], ti=context["ti"])
 
-    task_ids = operator.execute_complete(resumed, event, **json.loads(json.dumps(deferred.kwargs)))
+    task_ids = operator.execute_complete(resumed, event)
 
     assert task_ids == [by_prompt["a cat"], None, by_prompt["a bird"]]
     assert resumed["ti"].xcoms["image_urls"] == [
@@ -596,18 +612,31 @@ def test_deferrable_operator_creates_then_defers_one_trigger_for_the_batch(mps_c
         [],
         [f"{mps_conn.endpoint}/images/{by_prompt['a bird']}/0.png"],
     ]
-    assert resumed["ti"].xcoms["failures"] == deferred.kwargs["failures"]
+    assert resumed["ti"].xcoms["failures"] == failures
     assert resumed["task_state_store"].values == {}
 
 
 def test_execute_complete_never_assumes_success():
     context = make_context()
+    context["ti"].xcoms.update({"return_value": ["t-1"], "failures": [], "request_ids": ["r-1"]})
     operator = make_operator(requests=["a cat"], wait_for_completion=True, deferrable=True)
     event = {"status": "error", "mps_task_ids": ["t-1"], "results": [None], "message": "Polling failed: X."}
 
     with pytest.raises(MpsError) as raised:
-        operator.execute_complete(context, event, task_ids=["t-1"], request_ids=["r-1"], failures=[])
+        operator.execute_complete(context, event)
 
     assert str(raised.value) == "Polling failed: X."
     # The TaskIds are pushed before failing.
     assert context["ti"].xcoms == {"return_value": ["t-1"], "failures": [], "request_ids": ["r-1"]}
+
+
+def test_execute_complete_without_the_pushed_batch_fails_with_a_clear_message():
+    event = {"status": "success", "mps_task_ids": ["t-1"], "results": [None], "message": ""}
+
+    with pytest.raises(MpsError) as raised:
+        make_operator(requests=["a cat"], wait_for_completion=True).execute_complete(make_context(), event)
+
+    assert str(raised.value) == (
+        "The batch's TaskIds, RequestIds and failures pushed before deferring are missing from the XComs "
+        "of this try; the deferral cannot be resumed."
+    )
