@@ -22,6 +22,14 @@ POLL = 0.2
 
 #: The waiting styles a case can wire: sync wait, deferred wait, create then sensor (poke mode).
 ACTORS = ("sync", "deferred", "sensor")
+#: The Airflow task that creates the MPS task of each actor.
+CREATOR = {
+    "sync": "sync",
+    "deferred": "deferred",
+    "sensor": "create_for_sensor",
+    "deferred_sensor": "create_for_deferred_sensor",
+    "create_only": "create_only",
+}
 
 
 def fault_dag(
@@ -41,6 +49,7 @@ def fault_dag(
     * ``deferred`` — the same with ``deferrable=True``: the trigger polls;
     * ``sensor`` — ``create_for_sensor`` creates without waiting, ``sensor``
       (``MpsAigcImageTaskSensor``, poke mode) waits for its ``output``;
+    * ``deferred_sensor`` — the same with a deferrable sensor: the trigger polls;
     * ``create_only`` — creates without waiting.
 
     Each prompt names the case and the actor, so the emulator's tasks say who created them.
@@ -52,7 +61,7 @@ def fault_dag(
     """
     common = {"retries": retries, "retry_delay": datetime.timedelta(0), **recorder.callbacks()}
     waiting = {"wait_for_completion": True, "poll_interval": POLL, "timeout": timeout}
-    with DAG(dag_id, schedule=None, start_date=START) as dag:
+    with DAG(dag_id, schedule=None, start_date=START, max_active_tasks=16) as dag:
         for actor in actors:
             prompt = f"{dag_id}: {actor}"
             if actor == "sync":
@@ -63,16 +72,17 @@ def fault_dag(
                 MpsCreateAigcImageTaskOperator(
                     task_id="deferred", prompt=prompt, deferrable=True, **waiting, **common, **operator_kwargs
                 )
-            elif actor == "sensor":
+            elif actor in ("sensor", "deferred_sensor"):
                 create = MpsCreateAigcImageTaskOperator(
-                    task_id="create_for_sensor", prompt=prompt, **common, **operator_kwargs
+                    task_id=CREATOR[actor], prompt=prompt, **common, **operator_kwargs
                 )
                 MpsAigcImageTaskSensor(
-                    task_id="sensor",
+                    task_id=actor,
                     mps_task_id=create.output,
                     poke_interval=POLL,
                     timeout=sensor_timeout,
                     mode="poke",
+                    deferrable=actor == "deferred_sensor",
                     **common,
                 )
             elif actor == "create_only":
@@ -80,10 +90,5 @@ def fault_dag(
                     task_id="create_only", prompt=prompt, **common, **operator_kwargs
                 )
             else:  # pragma: no cover - a typo in a test
-                raise ValueError(f"Unknown actor {actor!r}; the actors are {ACTORS} and create_only.")
+                raise ValueError(f"Unknown actor {actor!r}; the actors are {sorted(CREATOR)}.")
     return dag
-
-
-def creating_task_count(actors: Iterable[str]) -> int:
-    """How many Airflow tasks of :func:`fault_dag` create an MPS task."""
-    return len(list(actors))

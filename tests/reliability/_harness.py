@@ -18,6 +18,7 @@ created).  From them it computes the figures of the suite's summary table:
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -171,6 +172,7 @@ def run_fault_case(
     recorder: FailureRecorder | None = None,
     creating_tasks: int,
     during: Callable[[], Any] | None = None,
+    settled: Callable[[list[dict[str, Any]]], bool] | None = None,
 ) -> FaultRun:
     """
     Run ``dag`` once with ``dag.test()``, collect both sides' records and add a table row.
@@ -182,12 +184,16 @@ def run_fault_case(
     :param recorder: the failure recorder the DAG's tasks report to.
     :param creating_tasks: how many Airflow task instances create an MPS task each.
     :param during: a context-manager factory entered around the run (e.g. a fault thread).
+    :param settled: for calls the emulator may still be handling after the run (a slow call the
+        client gave up on), a condition on the last incarnation's request log to wait for first.
     """
     import contextlib
 
     with structlog.testing.capture_logs() as entries, (during or contextlib.nullcontext)():
         run = run_dag(dag)
     handles = emulators if isinstance(emulators, list) else [emulators]
+    if settled is not None:
+        _wait_until(lambda: settled(handles[-1].requests()), what="the emulator to finish its calls")
     requests = [request for handle in handles for request in handle.requests()]
     tasks = list({task["TaskId"]: task for handle in handles for task in handle.tasks()}.values())
     result = FaultRun(
@@ -203,6 +209,14 @@ def run_fault_case(
     )
     REPORT_ROWS.append(_row(result))
     return result
+
+
+def _wait_until(condition: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout:g} s waiting for {what}.")
+        time.sleep(0.05)
 
 
 def _row(result: FaultRun) -> dict[str, Any]:
