@@ -61,7 +61,7 @@ def fault_dag(
     """
     common = {"retries": retries, "retry_delay": datetime.timedelta(0), **recorder.callbacks()}
     waiting = {"wait_for_completion": True, "poll_interval": POLL, "timeout": timeout}
-    with DAG(dag_id, schedule=None, start_date=START, max_active_tasks=16) as dag:
+    with DAG(dag_id, schedule=None, start_date=START) as dag:
         for actor in actors:
             prompt = f"{dag_id}: {actor}"
             if actor == "sync":

@@ -1,0 +1,163 @@
+"""
+Polling through a broken connection: never a second create, a clear failure when the budget runs out.
+
+A describe is read-only, so every transient failure is retried: by the hook (3 retries with
+backoff) for a waiting operator or a poking sensor, by the trigger (backoff until its deadline)
+for deferred waits.  Each fault here lasts longer than that budget, so the first try fails with a
+message naming the fault; for the operator the retry callback then ends the fault and the next
+try re-attaches to the MPS task of the first (no second create).  A sensor's timeout is final,
+as for every Airflow sensor.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.reliability._dags import fault_dag
+from tests.reliability._harness import CREATE, DESCRIBE, FailureRecorder, clear_knobs_on_retry, run_fault_case
+
+pytestmark = pytest.mark.reliability
+
+
+def assert_reattached(run, task_id: str) -> None:
+    """One MPS task, created by try 1, re-attached to by try 2 and returned by it with its images."""
+    [task] = run.tasks
+    assert run.calls(CREATE) == [(None, None)]
+    assert run.states == {(task_id, -1): ("success", 2)}
+    assert run.xcoms[(task_id, -1, "return_value")] == task["TaskId"]
+    assert run.xcoms[(task_id, -1, "image_urls")] == task["ImageUrls"]
+    assert f"info: MPS task {task['TaskId']} from an earlier try is DONE" in run.logs
+    assert (run.duplicates, run.lost, run.orphan_warnings) == (0, 0, [])
+
+
+def test_describe_slower_than_request_timeout_fails_the_try_and_the_retry_reattaches(
+    airflow_home, mps_emulator, point_connection_at
+):
+    point_connection_at(mps_emulator, request_timeout=1)
+    mps_emulator.configure(latency_seconds={DESCRIBE: 1.5})
+    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_emulator, latency_seconds=0))
+
+    run = run_fault_case(
+        "describe slower than request_timeout",
+        fault_dag("reliability_slow_describe", recorder, ["sync"], retries=1),
+        mps_emulator,
+        recorder=recorder,
+        creating_tasks=1,
+        settled=lambda requests: sum(r["Fault"] == "client_disconnected" for r in requests) == 4,
+    )
+
+    assert_reattached(run, "sync")
+    # Try 1: the first describe and its 3 retries timed out.
+    assert run.faulted_calls(DESCRIBE) == [(None, "client_disconnected")] * 4
+    [(try_number, error_type, message)] = run.failure_messages("sync")
+    assert (try_number, error_type) == (1, "MpsNetworkError")
+    assert re.fullmatch(
+        rf"{DESCRIBE} failed with ClientNetworkError\.Timeout: The request timed out after it was sent: "
+        r".+ \(RequestId: none\)",
+        message,
+    ), message
+
+
+def test_connection_dropped_before_the_describe_is_read_fails_the_try_and_the_retry_reattaches(
+    airflow_home, mps_conn
+):
+    mps_conn.configure(drop_before_read_rate={DESCRIBE: 1.0})
+    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_conn, drop_before_read_rate=0))
+
+    run = run_fault_case(
+        "describe dropped before read",
+        fault_dag("reliability_dropped_describe", recorder, ["sync"], retries=1),
+        mps_conn,
+        recorder=recorder,
+        creating_tasks=1,
+    )
+
+    assert_reattached(run, "sync")
+    assert run.faulted_calls(DESCRIBE) == [(None, "drop_before_read")] * 4
+    [(try_number, error_type, message)] = run.failure_messages("sync")
+    assert (try_number, error_type) == (1, "MpsNetworkError")
+    assert re.fullmatch(
+        rf"{DESCRIBE} failed with ClientNetworkError\.ConnectionLost: The connection was lost after the "
+        r"request was sent: .+ \(RequestId: none\)",
+        message,
+    ), message
+
+
+def test_non_json_describe_answers_time_the_deferred_wait_out_and_the_retry_reattaches(
+    airflow_home, mps_conn
+):
+    mps_conn.configure(malformed_body_rate={DESCRIBE: 1.0})
+    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_conn, malformed_body_rate=0))
+
+    run = run_fault_case(
+        "non-JSON describe answers (deferred)",
+        fault_dag("reliability_malformed_describe", recorder, ["deferred"], retries=1, timeout=3),
+        mps_conn,
+        recorder=recorder,
+        creating_tasks=1,
+    )
+
+    assert_reattached(run, "deferred")
+    # The trigger kept polling (with backoff) until the deadline; every answer was garbled.
+    faulted = run.faulted_calls(DESCRIBE)
+    assert faulted == [(None, "malformed_body")] * len(faulted)
+    assert len(faulted) >= 2
+    [(try_number, error_type, message)] = run.failure_messages("deferred")
+    assert (try_number, error_type) == (1, "MpsTaskTimeoutError")
+    task_id = run.tasks[0]["TaskId"]
+    assert re.fullmatch(
+        rf"MPS task {task_id} did not finish before \S+; its last status was unknown\. The last poll "
+        rf"failed: {DESCRIBE} failed with ClientNetworkError\.MalformedResponse: The service's answer "
+        r"could not be read as an API response: .+ \(RequestId: none\)",
+        message,
+    ), message
+
+
+def test_html_error_pages_on_every_describe_time_both_sensor_modes_out_with_a_clear_message(
+    airflow_home, mps_conn
+):
+    mps_conn.configure(html_5xx_rate={DESCRIBE: 1.0})
+    recorder = FailureRecorder()
+
+    run = run_fault_case(
+        "HTTP 502 on every describe (sensors)",
+        fault_dag("reliability_html_describe", recorder, ["sensor", "deferred_sensor"], sensor_timeout=3),
+        mps_conn,
+        recorder=recorder,
+        creating_tasks=2,
+    )
+
+    assert run.states == {
+        ("create_for_sensor", -1): ("success", 1),
+        ("sensor", -1): ("failed", 1),
+        ("create_for_deferred_sensor", -1): ("success", 1),
+        ("deferred_sensor", -1): ("failed", 1),
+    }
+    assert run.calls(CREATE) == [(None, None)] * 2
+    faulted = run.faulted_calls(DESCRIBE)
+    assert faulted == [(None, "html_5xx")] * len(run.calls(DESCRIBE))
+    assert (run.duplicates, run.lost, run.orphan_warnings) == (0, 0, [])
+    # The TaskIds reached Airflow (the creators' XComs) even though the waits failed.
+    assert {run.xcoms[("create_for_sensor", -1, "return_value")]} | {
+        run.xcoms[("create_for_deferred_sensor", -1, "return_value")]
+    } == set(run.task_ids)
+    [(_, poke_type, poke_message)] = run.failure_messages("sensor")
+    assert poke_type == "AirflowSensorTimeout"
+    assert re.fullmatch(
+        r"Sensor has timed out; run duration of \d+\.\d+ seconds exceeds the specified timeout of 3\.0\.",
+        poke_message,
+    ), poke_message
+    poke_warnings = [line for line in run.logs if line.startswith("warning: Could not describe MPS task")]
+    assert poke_warnings, run.logs
+    assert all("ServerNetworkError" in line and "502 Bad Gateway" in line for line in poke_warnings)
+    [(_, deferred_type, deferred_message)] = run.failure_messages("deferred_sensor")
+    assert deferred_type == "AirflowSensorTimeout"
+    sensed = run.xcoms[("create_for_deferred_sensor", -1, "return_value")]
+    assert re.fullmatch(
+        rf"MPS task {sensed} did not finish before \S+; its last status was unknown\. The last poll failed: "
+        rf"{DESCRIBE} failed with ServerNetworkError: The service answered with an HTTP error status "
+        r"instead of an API response: <html> .+ \(RequestId: none\)",
+        deferred_message,
+    ), deferred_message
