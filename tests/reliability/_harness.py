@@ -167,7 +167,7 @@ def _log_lines(entries: Iterable[dict[str, Any]]) -> list[str]:
 def run_fault_case(
     case: str,
     dag: Any,
-    emulators: EmulatorHandle | list[EmulatorHandle],
+    emulators: EmulatorHandle | Callable[[], list[EmulatorHandle]],
     *,
     recorder: FailureRecorder | None = None,
     creating_tasks: int,
@@ -179,8 +179,8 @@ def run_fault_case(
 
     :param case: the case name shown in the summary table.
     :param dag: the DAG, built in the test.
-    :param emulators: the emulator (or, when it was restarted, each of its incarnations in order)
-        whose request logs and tasks are read after the run.
+    :param emulators: the emulator whose request log and tasks are read after the run, or (when it
+        was restarted during the run) a function returning each of its incarnations, oldest first.
     :param recorder: the failure recorder the DAG's tasks report to.
     :param creating_tasks: how many Airflow task instances create an MPS task each.
     :param during: a context-manager factory entered around the run (e.g. a fault thread).
@@ -191,7 +191,7 @@ def run_fault_case(
 
     with structlog.testing.capture_logs() as entries, (during or contextlib.nullcontext)():
         run = run_dag(dag)
-    handles = emulators if isinstance(emulators, list) else [emulators]
+    handles = emulators() if callable(emulators) else [emulators]
     if settled is not None:
         _wait_until(lambda: settled(handles[-1].requests()), what="the emulator to finish its calls")
     requests = [request for handle in handles for request in handle.requests()]
