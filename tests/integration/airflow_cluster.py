@@ -533,6 +533,39 @@ class AirflowCluster:
         return "\n".join(parts)
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_DAGS = REPO_ROOT / "dags_examples"
+INTEGRATION_DAGS = Path(__file__).resolve().parent / "dags"
+MPS_CONNECTION_ENV = "AIRFLOW_CONN_TENCENTCLOUD_MPS_DEFAULT"
+
+
+def provider_cluster(
+    root: Path,
+    *,
+    mps_connection: str,
+    image_base: str,
+    extra_env: Mapping[str, str] | None = None,
+    extra_dags: Iterable[Path] = (),
+) -> AirflowCluster:
+    """
+    The cluster the integration suite runs (not started yet): build another one like it.
+
+    Its DAGs folder holds ``dags_examples/`` (with its data files), ``tests/integration/dags/``
+    and ``extra_dags``; ``tencentcloud_mps_default`` is ``mps_connection`` and the examples'
+    ``mps_image_base`` Variable is ``image_base``.
+
+    :param root: an empty directory for the cluster's files.
+    :param mps_connection: the default MPS connection as JSON (``EmulatorHandle.airflow_connection()``).
+    :param image_base: where the examples save images, an ``ObjectStoragePath`` URL.
+    :param extra_env: more environment, e.g. ``{"AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"}``.
+    :param extra_dags: more DAG files or folders.
+    """
+    env = {MPS_CONNECTION_ENV: mps_connection, "AIRFLOW_VAR_MPS_IMAGE_BASE": image_base}
+    env.update(extra_env or {})
+    sources = [EXAMPLE_DAGS, *sorted(INTEGRATION_DAGS.glob("*.py")), *extra_dags]
+    return AirflowCluster(root, dag_sources=sources, extra_env=env)
+
+
 def _kill_tree(proc: subprocess.Popen[bytes], sig: signal.Signals, *, grace: float) -> None:
     """Send ``sig`` to ``proc``'s process group and descendants; SIGKILL what outlives ``grace``."""
     try:

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_mps.emulator.pytest_plugin import CONNECTION_ENV, EmulatorHandle
-from tests.integration.airflow_cluster import AirflowCluster
+from airflow_provider_mps.emulator.pytest_plugin import EmulatorHandle
+from tests.integration.airflow_cluster import provider_cluster
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
-
-INTEGRATION_DAGS = Path(__file__).resolve().parent / "dags"
-EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "dags_examples"
+    from tests.integration.airflow_cluster import AirflowCluster
 
 
 @pytest.fixture(scope="session")
@@ -40,14 +38,12 @@ def airflow_cluster(
     Variable at :func:`mps_image_dir`.  Started once for the whole integration run and stopped at
     its end, even when tests fail.
     """
-    emulator = EmulatorHandle.from_server(mps_emulator_server)
-    root = tmp_path_factory.mktemp("airflow-cluster")
-    env = {
-        CONNECTION_ENV: emulator.airflow_connection(),
-        "AIRFLOW_VAR_MPS_IMAGE_BASE": mps_image_dir.as_uri(),
-    }
-    sources = [EXAMPLE_DAGS, *sorted(INTEGRATION_DAGS.glob("*.py"))]
-    with AirflowCluster(root, dag_sources=sources, extra_env=env) as cluster:
+    cluster = provider_cluster(
+        tmp_path_factory.mktemp("airflow-cluster"),
+        mps_connection=EmulatorHandle.from_server(mps_emulator_server).airflow_connection(),
+        image_base=mps_image_dir.as_uri(),
+    )
+    with cluster:
         yield cluster
 
 
