@@ -40,6 +40,7 @@ def fault_dag(
     retries: int = 0,
     timeout: float = 60.0,
     sensor_timeout: float = 60.0,
+    mapped: int = 0,
     **operator_kwargs: Any,
 ) -> DAG:
     """
@@ -57,6 +58,8 @@ def fault_dag(
     :param retries: Airflow retries of every task (retry delay 0).
     :param timeout: the operators' ``timeout``.
     :param sensor_timeout: the sensor's ``timeout``.
+    :param mapped: also map a sync and a deferred operator over this many prompts each
+        (``mapped_sync``, ``mapped_deferred``).
     :param operator_kwargs: more keyword arguments for the creating operators.
     """
     common = {"retries": retries, "retry_delay": datetime.timedelta(0), **recorder.callbacks()}
@@ -91,4 +94,9 @@ def fault_dag(
                 )
             else:  # pragma: no cover - a typo in a test
                 raise ValueError(f"Unknown actor {actor!r}; the actors are {sorted(CREATOR)}.")
+        if mapped:
+            for name, deferrable in (("mapped_sync", False), ("mapped_deferred", True)):
+                MpsCreateAigcImageTaskOperator.partial(
+                    task_id=name, deferrable=deferrable, **waiting, **common, **operator_kwargs
+                ).expand(prompt=[f"{dag_id}: {name} {index}" for index in range(mapped)])
     return dag

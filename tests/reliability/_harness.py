@@ -222,10 +222,8 @@ def _wait_until(condition: Callable[[], bool], *, what: str, timeout: float = 30
 def _row(result: FaultRun) -> dict[str, Any]:
     actions = Counter(r["Action"] for r in result.requests)
     refused_creates = len(result.faulted_calls(CREATE))
-    states = ", ".join(
-        f"{task_id}{'' if index < 0 else f'[{index}]'}={state}/{tries}"
-        for (task_id, index), (state, tries) in sorted(result.states.items())
-    )
+    tally = Counter(f"{state}/{tries}" for state, tries in result.states.values())
+    states = " ".join(f"{key}x{count}" for key, count in sorted(tally.items()))
     return {
         "case": result.case,
         "requests": len(result.requests),
@@ -250,7 +248,7 @@ def format_report(rows: list[dict[str, Any]]) -> list[str]:
         ("duplicates", "dup"),
         ("orphan_warnings", "orphan warn"),
         ("lost", "lost"),
-        ("final", "final state: task=state/try"),
+        ("final", "run: task instances state/try x count"),
     ]
     widths = {key: max(len(title), *(len(str(row[key])) for row in rows)) for key, title in columns}
     widths["final"] = len(columns[-1][1])
