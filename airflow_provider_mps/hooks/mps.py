@@ -79,6 +79,16 @@ SUCCESS_STATUSES: frozenset[MpsAigcImageTaskStatus] = frozenset({MpsAigcImageTas
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
+async def _amask_secret(secret: str) -> None:
+    """Register ``secret`` with the masker from async code (``amask_secret`` is Airflow 3.3+)."""
+    from airflow.sdk import log
+
+    if amask := getattr(log, "amask_secret", None):
+        await amask(secret)
+    else:  # Airflow < 3.3: mask_secret is safe to call from async code there.
+        log.mask_secret(secret)
+
+
 def _check_seconds(field: str, value: object, *, minimum: float | None) -> None:
     """Refuse ``value`` unless it is a number of seconds above 0 (or at least ``minimum``)."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -174,13 +184,13 @@ class MpsHook(BaseHook):
             return self._settings
 
     async def _asettings(self) -> MpsConnectionSettings:
-        from airflow.sdk.log import amask_secret
-
         if self._settings is None:
             conn = await self.aget_connection(self.mps_conn_id)
-            settings = self._settings_from(conn, await conn.aextra_dejson())
+            # Connection.aextra_dejson arrived in Airflow 3.3; parsing the extra is pure CPU work.
+            extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+            settings = self._settings_from(conn, extras)
             for secret in settings.secrets():
-                await amask_secret(secret)
+                await _amask_secret(secret)
             self._settings = settings
         return self._settings
 
@@ -210,14 +220,12 @@ class MpsHook(BaseHook):
         return credential
 
     async def _acredential(self) -> ResolvedCredential:
-        from airflow.sdk.log import amask_secret
-
         settings = await self._asettings()
         # The chain may probe the instance metadata service: keep it off the event loop.
         credential, fresh = await asyncio.to_thread(self._resolve_credential, settings)
         if fresh:
             for secret in credential.secrets():
-                await amask_secret(secret)
+                await _amask_secret(secret)
         return credential
 
     @property
