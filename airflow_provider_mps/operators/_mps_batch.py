@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsNetworkError
+from airflow_provider_mps.operators._literal_checks import check_literal_fields
 from airflow_provider_mps.validation import (
     AIGC_IMAGE_REQUEST_FIELDS,
     build_aigc_image_request,
     is_literal,
-    validate_literal_aigc_image_fields,
 )
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def validate_literal_batch(requests: object, shared_fields: object) -> None:
     shared = _canonical_keys(shared_fields) if isinstance(shared_fields, Mapping) else {}
     for index, item in enumerate(requests):
         if isinstance(item, (str, Mapping)):
-            validate_literal_aigc_image_fields(_item_fields(index, item, shared), where=f"requests[{index}].")
+            check_literal_fields(_item_fields(index, item, shared), where=f"requests[{index}].")
         elif is_literal(item):
             _item_fields(index, item, shared)
 
