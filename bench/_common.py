@@ -19,6 +19,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -26,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Airflow reads its home when first imported: give the benchmarks their own, never ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(Path(tempfile.gettempdir()) / "mps-bench-airflow-home"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 #: The service quota every benchmark runs the emulator at (requests per second per action).
 QUOTA = 20.0
 

@@ -1,0 +1,94 @@
+"""
+The benchmarks still run: every script of ``bench/`` on a tiny size, through ``bench.run_all``.
+
+No timing is asserted (figures belong to ``make bench``); only that each script completes, prints
+its ratio lines and that the results file gets them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: The ratio lines each benchmark must print.
+EXPECTED_RATIOS = {
+    "submission": [
+        "batch_execute_over_quota_bound",
+        "batch_run_over_quota_bound",
+        "mapped_run_over_quota_bound",
+        "mapped_create_span_over_quota_bound",
+    ],
+    "parse_cost": [
+        "mps_over_bash",
+        "mps_over_empty",
+        "mps_over_bash_per_operator",
+        "mps_over_bash_with_serialization",
+        "mps_batch_over_bash",
+    ],
+    "call_overhead": ["hook_over_raw_sync", "hook_over_raw_async"],
+    "waiting": [
+        "single.latency_max_over_poll_interval_plus_1s",
+        "single.describe_rate_over_quota",
+        "batch.latency_max_over_poll_interval_plus_1s",
+        "batch.describe_rate_over_quota",
+    ],
+}
+RATIO_LINE = re.compile(r"^RATIO (\w+)\.([\w.]+) = (\d+\.\d{3})", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    results = tmp_path_factory.mktemp("bench") / "RESULTS.md"
+    results.write_text("# Benchmark results\n\nKept by hand.\n")
+    # The benchmarks configure their own Airflow; the test session's settings must not leak in.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run_all", "--tiny", "--results", str(results)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return completed, results
+
+
+@pytest.mark.timeout(660)
+def test_every_benchmark_completes_on_a_tiny_size(tiny_run):
+    completed, _ = tiny_run
+
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+
+@pytest.mark.parametrize("benchmark", sorted(EXPECTED_RATIOS))
+def test_each_benchmark_prints_its_ratio_lines_and_the_machine(tiny_run, benchmark):
+    completed, _ = tiny_run
+
+    printed = {(name, key) for name, key, _ in RATIO_LINE.findall(completed.stdout)}
+    assert {(benchmark, key) for key in EXPECTED_RATIOS[benchmark]} <= printed
+    section = completed.stdout.split(f"===== {benchmark}:", 1)[1]
+    for item in ("cpu", "cores", "python", "airflow", "tencentcloud-sdk-python-mps"):
+        assert f"\nmachine.{item}: " in section
+
+
+def test_the_results_file_gets_every_ratio_and_keeps_what_was_written_by_hand(tiny_run):
+    _, results = tiny_run
+
+    text = results.read_text()
+    assert text.startswith("# Benchmark results\n\nKept by hand.\n")
+    for benchmark, keys in EXPECTED_RATIOS.items():
+        assert f"### {benchmark}" in text
+        for key in keys:
+            assert f"| `{key}` | **" in text
+    assert "Produced by `.venv/bin/python -m bench.run_all --tiny --results " in text
