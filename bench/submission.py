@@ -120,19 +120,41 @@ def task_instance_states(cluster: Any, dag_id: str, run_id: str) -> dict[str, in
         offset += 100
 
 
+def wait_for_run(cluster: Any, dag_id: str, run_id: str, *, timeout: float) -> dict[str, Any]:
+    """
+    Poll the run every 2 s until it finishes; return it.
+
+    A loaded machine can make the API server miss a poll (it also serves every running task):
+    such a poll is skipped, not fatal.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            run = cluster.dag_run(dag_id, run_id)
+        except httpx.HTTPError:
+            run = {"state": "unknown"}
+        if run["state"] in ("success", "failed"):
+            return run
+        time.sleep(2)
+    raise TimeoutError(
+        f"Run {run_id} of {dag_id} did not finish within {timeout:.0f} s.\n{cluster.diagnostics()}"
+    )
+
+
 def run_and_measure(cluster: Any, handle: Any, dag_id: str, count: int) -> dict[str, Any]:
     """Trigger ``dag_id`` for ``count`` prompts, wait for it, and read what happened."""
     before = len(handle.requests())
     cluster.unpause(dag_id)
     run_id = cluster.trigger(dag_id, {"n": count})
-    watch = cluster.wait_for_run(dag_id, run_id, timeout=max(600.0, count * 6.0))
-    run = cluster.dag_run(dag_id, run_id)
+    run = wait_for_run(cluster, dag_id, run_id, timeout=max(600.0, count * 6.0))
     cluster.pause(dag_id)
     creates = [call for call in handle.requests()[before:] if call["Action"] == "CreateAigcImageTask"]
     ok = sorted(call["Time"] for call in creates if call["ErrorCode"] is None)
     return {
         "run_id": run_id,
-        "state": watch.state,
+        "state": run["state"],
         "run_wall_s": _seconds(run["start_date"], run["end_date"]),
         "creates": len(creates),
         "tasks_created": len(ok),
