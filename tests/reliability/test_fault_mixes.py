@@ -67,18 +67,18 @@ def test_scripted_mix_of_quota_error_page_and_service_error_bursts(airflow_home,
 def test_seeded_random_soak_loses_nothing_and_warns_for_every_possible_orphan(airflow_home, mps_conn):
     mps_conn.configure(
         seed=20250601,
-        drop_before_read_rate=0.07,
-        html_5xx_rate=0.07,
-        drop_after_create_rate=0.07,
-        malformed_body_rate=0.07,
-        error_rate=0.07,
+        drop_before_read_rate=0.05,
+        html_5xx_rate=0.05,
+        drop_after_create_rate=0.05,
+        malformed_body_rate=0.05,
+        error_rate=0.05,
         error_code={CREATE: "RequestLimitExceeded", DESCRIBE: "InternalError"},
     )
     recorder = FailureRecorder()
     actors = ["sync", "deferred", "sensor", "deferred_sensor", "create_only"]
 
     run = run_fault_case(
-        "soak: 5 faults at 7% each (seeded)",
+        "soak: 5 faults at 5% each (seeded)",
         fault_dag("reliability_soak", recorder, actors, retries=6, mapped=6, model_name="GEM"),
         mps_conn,
         recorder=recorder,
