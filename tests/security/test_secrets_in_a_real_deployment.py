@@ -83,13 +83,15 @@ def trigger_rows(cluster: AirflowCluster, fernet_key: str) -> list[tuple[str, st
     ]
 
 
-def trigger_on_a_quiet_database(cluster: AirflowCluster, dag_id: str) -> str:
+def trigger_on_a_quiet_database(
+    cluster: AirflowCluster, dag_id: str, conf: dict[str, Any] | None = None
+) -> str:
     """Trigger ``dag_id``; again if SQLite was locked (a 500 "Database error": no run was made)."""
     from tests.integration.airflow_cluster import ClusterError
 
     for attempt in range(3):
         try:
-            return cluster.trigger(dag_id)
+            return cluster.trigger(dag_id, conf)
         except ClusterError as error:
             if "Database error" not in str(error) or attempt == 2:
                 raise
@@ -117,8 +119,10 @@ def deployment_runs(debug_cluster, security_emulator, fernet_key) -> dict[str, A
     for dag_id in (UI_DAG, SCHEDULED_DAG, SECURITY_DAG):
         cluster.unpause(dag_id)
     runs = {
-        UI_DAG: cluster.trigger(UI_DAG, {"prompt": "A locksmith's workbench at night, ink drawing"}),
-        SECURITY_DAG: cluster.trigger(SECURITY_DAG),
+        UI_DAG: trigger_on_a_quiet_database(
+            cluster, UI_DAG, {"prompt": "A locksmith's workbench at night, ink drawing"}
+        ),
+        SECURITY_DAG: trigger_on_a_quiet_database(cluster, SECURITY_DAG),
     }
     seen: list[tuple[str, str]] = []
 
