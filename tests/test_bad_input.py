@@ -693,7 +693,7 @@ def _matches(expected: str, message: str) -> bool:
 
 
 def _param(row: BadInput) -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
+    marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=row.xfail)] if row.xfail else []
     return pytest.param(row, id=row.id, marks=marks)
 
 
@@ -742,7 +742,7 @@ UNUSABLE_DESTINATION = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=UNUSABLE_DESTINATION)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=UNUSABLE_DESTINATION)
 @pytest.mark.parametrize("destination", ["parent_is_a_file", "unknown_scheme"])
 def test_unusable_destination_is_refused_before_the_service_is_polled(
     airflow_home, mps_conn, tmp_path, destination
