@@ -11,6 +11,8 @@ say what a caller should do next:
   will not help.
 * :class:`MpsInvalidParameterError` — refused locally before anything was sent; fails the task
   without retries.
+* :class:`MpsConnectionConfigError` — the connection's keys are set wrongly; fails the task
+  without retries (while :class:`MpsCredentialsError`, "no credentials found", is retried).
 """
 
 from __future__ import annotations
@@ -112,7 +114,22 @@ def _rebuild_network_error(
 
 
 class MpsCredentialsError(MpsError):
-    """No usable SecretId/SecretKey was found in the connection or the SDK's credential chain."""
+    """
+    No usable SecretId/SecretKey was found in the connection or the SDK's credential chain.
+
+    Airflow retries it: the chain may find credentials on a later try (a CVM role's metadata
+    service can fail to answer for a moment).  Keys that are set wrongly on the connection raise
+    the subclass :class:`MpsConnectionConfigError` instead, which is not retried.
+    """
+
+
+class MpsConnectionConfigError(AirflowFailException, MpsCredentialsError):
+    """
+    The connection's keys are set wrongly (a SecretId without a SecretKey, a token without keys, ...).
+
+    Subclasses :class:`~airflow.exceptions.AirflowFailException` so the task fails without
+    retries: a connection does not change between the tries of one task run.
+    """
 
 
 class MpsInvalidParameterError(AirflowFailException, MpsError):

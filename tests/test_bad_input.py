@@ -63,10 +63,6 @@ REGION_RULE = (
     "must be a Tencent Cloud region name in lower case, such as ap-guangzhou, na-siliconvalley or "
     "ap-shanghai-fsi."
 )
-CREDENTIALS_RETRIED = (
-    "MpsCredentialsError is not an AirflowFailException, so a connection whose keys are set wrongly is "
-    "retried although no retry can fix it (connection settings are fixed per task run)."
-)
 
 
 @dataclass(frozen=True)
@@ -150,7 +146,7 @@ def conn_message(row_id: str, extra: str, shown: str, rule: str) -> str:
 LONG_ASCII_SHOWN = "'" + "x" * 76 + "..."
 LONG_CJK_SHOWN = "'" + "画" * 76 + "..."
 BAD = "MpsInvalidParameterError"
-CREDS = "MpsCredentialsError"
+CREDS = "MpsConnectionConfigError"
 
 BAD_INPUTS: list[BadInput] = [
     # -- operator: values from templates and XComs, refused when the task runs ---------------
@@ -578,7 +574,6 @@ BAD_INPUTS: list[BadInput] = [
         "Connection 'bad_conn_secret_id_without_secret_key' has a SecretId (login) but no SecretKey "
         "(password); set both, or neither to use the Tencent Cloud credential chain.",
         connection={"password": None},
-        xfail=CREDENTIALS_RETRIED,
     ),
     BadInput(
         "conn_secret_key_without_secret_id",
@@ -593,7 +588,6 @@ BAD_INPUTS: list[BadInput] = [
         "Connection 'bad_conn_secret_key_without_secret_id' has a SecretKey (password) but no SecretId "
         "(login); set both, or neither to use the Tencent Cloud credential chain.",
         connection={"login": None},
-        xfail=CREDENTIALS_RETRIED,
     ),
     BadInput(
         "conn_token_without_keys",
@@ -605,7 +599,6 @@ BAD_INPUTS: list[BadInput] = [
         "(password); a token is only valid together with the temporary SecretId and SecretKey it was "
         "issued with.",
         connection={"login": None, "password": None, "extra": {"token": "temporary-token"}},
-        xfail=CREDENTIALS_RETRIED,
     ),
     BadInput(
         "conn_secret_key_with_a_line_break",
@@ -616,7 +609,6 @@ BAD_INPUTS: list[BadInput] = [
         "The SecretKey (password) of connection 'bad_conn_secret_key_with_a_line_break' contains "
         "whitespace; paste it again without spaces or line breaks.",
         connection={"password": "pasted-key\n"},
-        xfail=CREDENTIALS_RETRIED,
     ),
 ]
 RUN_ROWS = [row for row in BAD_INPUTS if row.at == "run"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_mps.exceptions import MpsCredentialsError, MpsInvalidParameterError
+from airflow_provider_mps.exceptions import MpsConnectionConfigError, MpsInvalidParameterError
 from airflow_provider_mps.hooks._mps_connection_form import REGION_REGEX
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def _validate_language(conn_id: str, value: object) -> str:
 
 def _check_credential_text(conn_id: str, value: str, what: str) -> None:
     if value != value.strip() or any(c.isspace() for c in value):
-        raise MpsCredentialsError(
+        raise MpsConnectionConfigError(
             f"The {what} of connection '{conn_id}' contains whitespace; "
             "paste it again without spaces or line breaks."
         )
@@ -195,30 +195,31 @@ def settings_from_connection(
     :param password: the SecretKey, or empty to use the SDK's credential chain.
     :param extras: the connection's extras (``extra_dejson``).
     :param region: a region that overrides the connection's ``region`` extra.
-    :raises MpsCredentialsError: when only one of SecretId / SecretKey is set, or a token has no keys.
+    :raises MpsConnectionConfigError: when only one of SecretId / SecretKey is set, a token has no
+        keys, or a key holds whitespace.
     :raises MpsInvalidParameterError: when an extra breaks its rule.
     """
     secret_id = login or None
     secret_key = password or None
     token = _extra_value(extras, "token", conn_type)
     if secret_id and not secret_key:
-        raise MpsCredentialsError(
+        raise MpsConnectionConfigError(
             f"Connection '{conn_id}' has a SecretId (login) but no SecretKey (password); "
             "set both, or neither to use the Tencent Cloud credential chain."
         )
     if secret_key and not secret_id:
-        raise MpsCredentialsError(
+        raise MpsConnectionConfigError(
             f"Connection '{conn_id}' has a SecretKey (password) but no SecretId (login); "
             "set both, or neither to use the Tencent Cloud credential chain."
         )
     if token is not None and not secret_id:
-        raise MpsCredentialsError(
+        raise MpsConnectionConfigError(
             f"Connection '{conn_id}' has a token extra but no SecretId (login) and SecretKey "
             "(password); a token is only valid together with the temporary SecretId and SecretKey "
             "it was issued with."
         )
     if token is not None and not isinstance(token, str):
-        raise MpsCredentialsError(f"The token extra of connection '{conn_id}' must be a string.")
+        raise MpsConnectionConfigError(f"The token extra of connection '{conn_id}' must be a string.")
     if secret_id:
         _check_credential_text(conn_id, secret_id, "SecretId (login)")
     if secret_key:

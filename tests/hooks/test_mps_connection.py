@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_mps.exceptions import MpsCredentialsError, MpsInvalidParameterError, MpsNetworkError
+from airflow_provider_mps.exceptions import (
+    MpsConnectionConfigError,
+    MpsCredentialsError,
+    MpsInvalidParameterError,
+    MpsNetworkError,
+)
 from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
 from airflow_provider_mps.hooks.mps import MpsHook
 
@@ -191,7 +197,9 @@ def test_incomplete_credentials_are_refused_with_a_clear_error(set_connection, f
     with pytest.raises(MpsCredentialsError) as raised:
         hook.get_conn()
 
-    assert str(raised.value) == message
+    # A configuration mistake fails the task at once: no retry can fix the connection.
+    assert (type(raised.value), str(raised.value)) == (MpsConnectionConfigError, message)
+    assert isinstance(raised.value, AirflowFailException)
     assert "session-token-value" not in str(raised.value)
     assert "example-secret-key" not in str(raised.value)
 
