@@ -467,7 +467,7 @@ BAD_INPUTS: list[BadInput] = [
     BadInput(
         "transfer_zero_poll_interval",
         "transfer",
-        "run",
+        "parse",
         transfer("transfer_zero_poll_interval", poll_interval=0),
         BAD,
         invalid("poll_interval", "0", "must be a number of seconds greater than 0."),
@@ -475,10 +475,10 @@ BAD_INPUTS: list[BadInput] = [
     BadInput(
         "transfer_negative_timeout",
         "transfer",
-        "run",
+        "parse",
         transfer("transfer_negative_timeout", timeout=-1),
         BAD,
-        invalid("timeout", "-1", "must be a number of seconds, 0 or more."),
+        invalid("timeout", "-1", "must be a number of seconds greater than 0."),
     ),
     # -- connection -----------------------------------------------------------------------------
     BadInput(
@@ -727,14 +727,6 @@ def test_the_table_covers_every_class_and_the_connection():
     assert len({row.id for row in BAD_INPUTS}) == len(BAD_INPUTS)
 
 
-UNUSABLE_DESTINATION = (
-    "The transfer polls the service before it touches the destination, then fails with the raw OSError "
-    "or ValueError, which Airflow retries; it should check a local destination (create its folder) and "
-    "the destination's scheme first and raise MpsInvalidParameterError naming destination."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=UNUSABLE_DESTINATION)
 @pytest.mark.parametrize("destination", ["parent_is_a_file", "unknown_scheme"])
 def test_unusable_destination_is_refused_before_the_service_is_polled(
     airflow_home, mps_conn, tmp_path, destination
@@ -761,6 +753,24 @@ def test_unusable_destination_is_refused_before_the_service_is_polled(
 
     assert task_states(run.run_id, dag.dag_id) == {("save", -1): ("failed", 1)}
     [failure] = recorder.failures
-    assert failure.error_type == "MpsInvalidParameterError"
-    assert failure.message.startswith(f"Invalid destination {url!r}: "), failure.message
+    shown = str(MpsInvalidParameterError("destination", "", url))[: -len(": ")]
+    if destination == "unknown_scheme":
+        assert (failure.error_type, failure.message) == (
+            "MpsInvalidParameterError",
+            f"{shown}: must be an object storage URL whose scheme has a filesystem in Airflow (file://, "
+            "or s3://, gs://, ... with their provider installed); Unsupported filesystem: 'nosuch'.",
+        )
+    else:
+        # The folder below the destination holds the DAG id, the run id and the TaskId.
+        assert failure.error_type == "MpsInvalidParameterError"
+        assert re.fullmatch(
+            re.escape(
+                f"{shown}: must be a local folder that can be created and written to; creating "
+                f"{a_file}/images/bad_input_destination_parent_is_a_file/"
+            )
+            + r"[^/]+/"
+            + re.escape(f"{mps_task_id} failed: Not a directory."),
+            failure.message,
+        ), failure.message
+    # The task was created by the test itself; the transfer never polled it.
     assert [request["Action"] for request in mps_conn.requests()] == ["CreateAigcImageTask"]

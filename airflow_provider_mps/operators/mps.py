@@ -16,9 +16,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_mps.exceptions import MpsApiError, MpsInvalidParameterError
+from airflow_provider_mps.exceptions import MpsApiError
 from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.operators._literal_checks import check_literal_fields
+from airflow_provider_mps.utils.seconds import check_positive_seconds as _check_seconds
 from airflow_provider_mps.validation import build_aigc_image_request
 
 try:  # Airflow 3.3+; the common-compat module (a stand-in before 3.3) costs ~0.5 ms more per parse.
@@ -378,11 +379,6 @@ def set_xcomargs_dependencies(operator: BaseOperator) -> None:
         value = values.get(field)
         if value is not None and not isinstance(value, (str, int, float)):
             XComArg.apply_upstream_relationship(operator, value)
-
-
-def _check_seconds(field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise MpsInvalidParameterError(field, "must be a number of seconds greater than 0.", value)
 
 
 def _stored_job(external_id: JsonValue) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import os
 import re
 import uuid
 from functools import cached_property
@@ -20,6 +21,7 @@ from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskFailedError
 from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
+from airflow_provider_mps.utils.seconds import check_positive_seconds
 from airflow_provider_mps.utils.task_id import validate_mps_task_id
 
 if TYPE_CHECKING:
@@ -45,6 +47,9 @@ EXTENSIONS_BY_CONTENT_TYPE: dict[str, str] = {
     "image/avif": ".avif",
     "image/heic": ".heic",
 }
+
+#: ``ObjectStoragePath.protocol`` of local paths (``file:///srv/x``, ``local://...`` or a bare ``/srv/x``).
+LOCAL_PROTOCOLS = ("file", "local", "")
 
 #: Suffix of the temporary name an image is written under until it is complete.
 PARTIAL_SUFFIX = ".partial"
@@ -132,6 +137,10 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Not templated: final when the DAG is parsed, so a wrong value is an import error.
+        check_positive_seconds("poll_interval", poll_interval)
+        if timeout is not None:
+            check_positive_seconds("timeout", timeout)
         self.mps_task_id = mps_task_id
         self.destination = destination
         self.dest_conn_id = dest_conn_id
@@ -155,22 +164,12 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         import httpx
 
         mps_task_id = self.mps_task_id = validate_mps_task_id(self.mps_task_id)
-        if not isinstance(self.destination, str) or not self.destination.strip():
-            raise MpsInvalidParameterError(
-                "destination", "must be an object storage URL such as s3://bucket/path.", self.destination
-            )
+        # The destination is checked before the service is polled: a wait of minutes must not end
+        # in an error that was detectable at once (and that Airflow would retry).
+        folder = self._destination_folder(context, mps_task_id)
         image_urls = self._finished_image_urls(mps_task_id)
         context["ti"].xcom_push(key=IMAGE_URLS_XCOM_KEY, value=image_urls)
 
-        folder = (
-            ObjectStoragePath(self.destination, conn_id=self.dest_conn_id)
-            / safe_path_segment(context["ti"].dag_id)
-            / safe_path_segment(context["ti"].run_id)
-            / safe_path_segment(mps_task_id)
-        )
-        if folder.protocol in ("file", "local"):
-            # Only local disks have real directories; object stores create keys on write.
-            folder.mkdir(parents=True, exist_ok=True)
         written = []
         with httpx.Client(timeout=self.download_timeout, follow_redirects=True) as client:
             for index, url in enumerate(image_urls):
@@ -184,6 +183,54 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
                 )
         self._announce(context, mps_task_id, written)
         return written
+
+    def _destination_folder(self, context: Context, mps_task_id: str) -> ObjectStoragePath:
+        """
+        Return the folder this run's images go to; create it when it is on a local disk.
+
+        :raises MpsInvalidParameterError: naming ``destination`` when it is blank, has a scheme no
+            installed filesystem serves, or is a local folder that cannot be created or written.
+        """
+        destination = self.destination
+        if not isinstance(destination, str) or not destination.strip():
+            raise MpsInvalidParameterError(
+                "destination", "must be an object storage URL such as s3://bucket/path.", destination
+            )
+        try:
+            base = ObjectStoragePath(destination, conn_id=self.dest_conn_id)
+            base.fs  # noqa: B018 - raises ValueError when no filesystem serves the scheme
+        except ValueError as error:
+            raise MpsInvalidParameterError(
+                "destination",
+                "must be an object storage URL whose scheme has a filesystem in Airflow (file://, or "
+                f"s3://, gs://, ... with their provider installed); {error}.",
+                destination,
+            ) from error
+        folder = (
+            base
+            / safe_path_segment(context["ti"].dag_id)
+            / safe_path_segment(context["ti"].run_id)
+            / safe_path_segment(mps_task_id)
+        )
+        if folder.protocol in LOCAL_PROTOCOLS:
+            # Only local disks have real directories; object stores create keys on write.
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise MpsInvalidParameterError(
+                    "destination",
+                    f"must be a local folder that can be created and written to; creating {folder.path} "
+                    f"failed: {error.strerror or error}.",
+                    destination,
+                ) from error
+            if not os.access(folder.path, os.W_OK | os.X_OK):
+                raise MpsInvalidParameterError(
+                    "destination",
+                    f"must be a local folder that can be created and written to; {folder.path} is not "
+                    "writable by this worker.",
+                    destination,
+                )
+        return folder
 
     def _finished_image_urls(self, mps_task_id: str) -> list[str]:
         from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus

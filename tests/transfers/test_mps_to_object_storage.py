@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime, timezone
 
 import httpx
@@ -220,6 +221,84 @@ def test_blank_fields_fail_before_anything_is_sent(mps_conn, field, kwargs):
 
     assert error.value.field == field
     assert mps_conn.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poll_interval": 0}, "Invalid poll_interval 0: must be a number of seconds greater than 0."),
+        ({"poll_interval": True}, "Invalid poll_interval True: must be a number of seconds greater than 0."),
+        ({"timeout": 0}, "Invalid timeout 0: must be a number of seconds greater than 0."),
+        ({"timeout": "60"}, "Invalid timeout '60': must be a number of seconds greater than 0."),
+    ],
+)
+def test_waiting_knobs_are_refused_when_the_operator_is_built(kwargs, message):
+    with pytest.raises(MpsInvalidParameterError) as error:
+        MpsAigcImagesToObjectStorageOperator(
+            task_id="save", mps_task_id="task-1", destination="file:///tmp/never", **kwargs
+        )
+
+    assert str(error.value) == message
+
+
+def test_a_destination_under_a_file_is_refused_before_the_task_is_polled(mps_conn, tmp_path):
+    mps_task_id = _create()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    destination = f"file://{a_file}/images"
+
+    with pytest.raises(MpsInvalidParameterError) as error:
+        _transfer(mps_task_id, destination).execute({"ti": _TaskInstance()})
+
+    folder = a_file / "images" / "images_dag" / SAFE_RUN_ID / mps_task_id
+    assert (error.value.field, error.value.value, error.value.rule) == (
+        "destination",
+        destination,
+        f"must be a local folder that can be created and written to; creating {folder} failed: "
+        "Not a directory.",
+    )
+    assert [request["Action"] for request in mps_conn.requests()] == ["CreateAigcImageTask"]
+
+
+def test_a_destination_scheme_without_a_filesystem_is_refused_before_the_task_is_polled(mps_conn):
+    mps_task_id = _create()
+
+    with pytest.raises(MpsInvalidParameterError) as error:
+        _transfer(mps_task_id, "nosuch://bucket/images").execute({"ti": _TaskInstance()})
+
+    assert str(error.value) == (
+        "Invalid destination 'nosuch://bucket/images': must be an object storage URL whose scheme has a "
+        "filesystem in Airflow (file://, or s3://, gs://, ... with their provider installed); Unsupported "
+        "filesystem: 'nosuch'."
+    )
+    assert [request["Action"] for request in mps_conn.requests()] == ["CreateAigcImageTask"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_local_destination_is_refused_before_the_task_is_polled(mps_conn, tmp_path):
+    mps_task_id = _create()
+    folder = tmp_path / "images" / "images_dag" / SAFE_RUN_ID / mps_task_id
+    folder.mkdir(parents=True)
+    folder.chmod(0o555)
+
+    with pytest.raises(MpsInvalidParameterError) as error:
+        _transfer(mps_task_id, f"file://{tmp_path}/images").execute({"ti": _TaskInstance()})
+
+    assert error.value.rule == (
+        f"must be a local folder that can be created and written to; {folder} is not writable by this worker."
+    )
+    assert [request["Action"] for request in mps_conn.requests()] == ["CreateAigcImageTask"]
+
+
+def test_a_bare_local_path_gets_its_folder_created(mps_conn, tmp_path):
+    mps_task_id = _create()
+
+    written = _transfer(mps_task_id, str(tmp_path / "plain")).execute({"ti": _TaskInstance()})
+
+    assert [item["path"] for item in written] == [
+        f"{tmp_path}/plain/images_dag/{SAFE_RUN_ID}/{mps_task_id}/0.png"
+    ]
+    assert _files(tmp_path) == [f"plain/images_dag/{SAFE_RUN_ID}/{mps_task_id}/0.png"]
 
 
 # -- through Airflow ------------------------------------------------------------------------------
