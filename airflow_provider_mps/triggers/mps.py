@@ -412,20 +412,38 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
     async def _poll_round(
         self, task_ids: list[str], limiter: Any
     ) -> list[tuple[str, dict[str, Any] | None, MpsError | None]]:
-        """Describe every task of ``task_ids``, a few at a time, each after its limiter slot."""
-        slots = asyncio.Semaphore(BATCH_IN_FLIGHT)
+        """
+        Describe every task of ``task_ids``, a few at a time, sending them one limiter slot apart.
+
+        One loop dispatches the calls in order: each waits for a free in-flight slot, its slot at
+        the shared limiter, and at least ``1 / rate_limit`` seconds since this trigger's previous
+        call.  The last rule keeps the calls spaced even after the event loop stalled (a slot
+        reserved before a stall must not fire together with the ones after it).
+        """
+        in_flight = asyncio.Semaphore(BATCH_IN_FLIGHT)
+        spacing = 1.0 / self.rate_limit
+        last_sent = -spacing
 
         async def describe(task_id: str) -> tuple[str, dict[str, Any] | None, MpsError | None]:
-            async with slots:
-                await limiter.aacquire()
-                try:
-                    return task_id, await self.hook.adescribe_aigc_image_task(task_id), None
-                except MpsError as error:
-                    if getattr(error, "code", "").startswith("ResourceNotFound"):
-                        return task_id, _not_found(task_id, error), None
-                    return task_id, None, error
+            try:
+                return task_id, await self.hook.adescribe_aigc_image_task(task_id), None
+            except MpsError as error:
+                if getattr(error, "code", "").startswith("ResourceNotFound"):
+                    return task_id, _not_found(task_id, error), None
+                return task_id, None, error
+            finally:
+                in_flight.release()
 
-        return list(await asyncio.gather(*(describe(task_id) for task_id in task_ids)))
+        calls = []
+        for task_id in task_ids:
+            await in_flight.acquire()
+            await limiter.aacquire()
+            wait = last_sent + spacing - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last_sent = time.monotonic()
+            calls.append(asyncio.create_task(describe(task_id)))
+        return list(await asyncio.gather(*calls))
 
     def _event(self, status: str, results: dict[str, dict[str, Any]], message: str) -> TriggerEvent:
         return TriggerEvent(
