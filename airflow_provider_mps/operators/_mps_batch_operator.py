@@ -188,6 +188,11 @@ class MpsCreateAigcImageTasksOperator(BaseOperator):
         requests = prepare_batch_requests(self.requests, self.shared_fields)
         count = len(requests)
         store = context.get("task_state_store") if self.durable else None
+        if self.durable and store is None:
+            self.log.warning(
+                "task_state_store is not available (Airflow < 3.3): a retry of this task creates every "
+                "item again instead of re-attaching to the tasks already created."
+            )
         ledger = BatchLedger(store, count) if store is not None else None
         fingerprints = [fingerprint(request) for request in requests]
         task_ids: list[str | None] = [None] * count
