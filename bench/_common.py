@@ -126,15 +126,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def max_per_second(times: list[float]) -> int:
-    """The most events inside any one-second window of ``times`` (epoch seconds)."""
+def max_per_second(times: list[float]) -> tuple[int, float | None]:
+    """The most events inside any one-second window of ``times`` (epoch seconds), and when it began."""
     ordered = sorted(times)
-    best, start = 0, 0
+    best, at, start = 0, None, 0
     for end, t in enumerate(ordered):
         while t - ordered[start] >= 1.0:
             start += 1
-        best = max(best, end - start + 1)
-    return best
+        if end - start + 1 > best:
+            best, at = end - start + 1, ordered[start]
+    return best, at
 
 
 class EmulatorProcess:

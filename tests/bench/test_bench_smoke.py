@@ -38,8 +38,10 @@ EXPECTED_RATIOS = {
     "call_overhead": ["hook_over_raw_sync", "hook_over_raw_async"],
     "waiting": [
         "single.latency_max_over_poll_interval_plus_1s",
+        "single.describe_peak_1s_over_quota",
         "single.describe_rate_over_quota",
         "batch.latency_max_over_poll_interval_plus_1s",
+        "batch.describe_peak_1s_over_quota",
         "batch.describe_rate_over_quota",
     ],
 }
