@@ -640,3 +640,28 @@ def test_execute_complete_without_the_pushed_batch_fails_with_a_clear_message():
         "The batch's TaskIds, RequestIds and failures pushed before deferring are missing from the XComs "
         "of this try; the deferral cannot be resumed."
     )
+
+
+def test_without_a_task_state_store_the_batch_still_runs_and_warns_that_retries_cannot_reattach(
+    mps_conn, task_logs
+):
+    context = {"ti": BatchTaskInstance()}
+
+    task_ids = make_operator(requests=["a cat"]).execute(context)
+
+    assert task_ids == [mps_conn.tasks()[0]["TaskId"]]
+    assert (
+        "warning: task_state_store is not available (Airflow < 3.3): a retry of this task creates every "
+        "item again instead of re-attaching to the tasks already created."
+    ) in task_logs()
+
+
+def test_durable_false_keeps_no_record_of_the_batch(mps_conn):
+    store = DictTaskStateStore()
+    mps_conn.configure(error_code="InvalidParameterValue", error_burst={CREATE: 1})
+
+    with pytest.raises(AirflowFailException):
+        make_operator(requests=["a cat", "a dog"], durable=False).execute(make_context(store))
+
+    assert len(mps_conn.tasks()) == 1
+    assert store.values == {}
