@@ -16,6 +16,7 @@ from airflow_provider_mps.exceptions import (
     MpsTaskFailedError,
     MpsTaskTimeoutError,
 )
+from airflow_provider_mps.hooks import _shared_async_clients
 from airflow_provider_mps.hooks._mps_api import (
     CREATE_ACTION,
     DESCRIBE_ACTION,
@@ -45,7 +46,7 @@ from airflow_provider_mps.hooks._mps_errors import (
 from airflow_provider_mps.hooks._sdk_logging import guard_sdk_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Hashable
 
     from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
 
@@ -142,6 +143,7 @@ class MpsHook(BaseHook):
         self._client: Any = None
         self._async_client: Any = None
         self._async_client_loop: asyncio.AbstractEventLoop | None = None
+        self._async_client_key: Hashable | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -220,6 +222,8 @@ class MpsHook(BaseHook):
         return credential
 
     async def _acredential(self) -> ResolvedCredential:
+        if self._credential is not None:
+            return self._credential
         settings = await self._asettings()
         # The chain may probe the instance metadata service: keep it off the event loop.
         credential, fresh = await asyncio.to_thread(self._resolve_credential, settings)
@@ -250,12 +254,35 @@ class MpsHook(BaseHook):
         return self._client
 
     async def aget_conn(self) -> Any:
-        """Return the SDK's async ``MpsClient`` for the running event loop (built once per loop)."""
+        """
+        Return the SDK's async ``MpsClient`` for the running event loop.
+
+        The client is shared by every hook of this process with the same connection settings on
+        this loop (see :mod:`~airflow_provider_mps.hooks._shared_async_clients`): hundreds of
+        triggers in one triggerer cost one client.  The hook holds it until :meth:`aclose`.
+        """
         loop = asyncio.get_running_loop()
         if self._async_client is not None and self._async_client_loop is loop:
             return self._async_client
         settings = await self._asettings()
         credential = await self._acredential()
+        if self._async_client is not None and self._async_client_loop is loop:
+            return self._async_client  # another coroutine of this hook got it meanwhile
+        await self.aclose()  # a client of another (finished) loop cannot serve this one
+        key = _shared_async_clients.client_key(settings, credential)
+        unused: list[Any] = []
+        client = _shared_async_clients.acquire(
+            loop, key, lambda: self._build_async_client(settings, credential, unused)
+        )
+        self._async_client, self._async_client_loop, self._async_client_key = client, loop, key
+        for http_client in unused:
+            await http_client.aclose()
+        return client
+
+    def _build_async_client(
+        self, settings: MpsConnectionSettings, credential: ResolvedCredential, unused: list[Any]
+    ) -> Any:
+        """Build an async client (no await: nothing else runs on the loop meanwhile)."""
         import httpx
         from tencentcloud.mps.v20190612.mps_client_async import MpsClient
 
@@ -264,17 +291,34 @@ class MpsHook(BaseHook):
         client = MpsClient(credential.credential, settings.region, profile)
         if settings.proxy:
             # httpx 0.28 dropped the ``proxies`` argument the SDK passes; give the client a proxy here.
-            await client.http_client.aclose()
+            unused.append(client.http_client)
             client.http_client = httpx.AsyncClient(timeout=settings.request_timeout, proxy=settings.proxy)
-        self._async_client, self._async_client_loop = client, loop
+        self.log.debug(
+            "Built an SDK async client for MPS at %s (region %s).", settings.endpoint, settings.region
+        )
         return client
 
     async def aclose(self) -> None:
-        """Close the async client's connections (the sync client needs no closing)."""
-        client, loop = self._async_client, self._async_client_loop
-        self._async_client = self._async_client_loop = None
-        if client is not None and loop is asyncio.get_running_loop():
-            await client.close()
+        """
+        Release the async client; close it if no other hook on its loop uses it.
+
+        The sync client needs no closing.
+        """
+        client, loop, key = self._async_client, self._async_client_loop, self._async_client_key
+        self._async_client = self._async_client_loop = self._async_client_key = None
+        if client is None or loop is None:
+            return
+        last = _shared_async_clients.release(loop, key)
+        if last is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - aclose is always awaited on a loop
+            running = None
+        if loop is running:
+            await last.close()
+        elif not loop.is_closed() and loop.is_running():
+            asyncio.run_coroutine_threadsafe(last.close(), loop)
 
     def _call(self, action: str, params: dict[str, Any]) -> Any:
         client = self.get_conn()

@@ -121,6 +121,8 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
         try:
             # The connection is looked up synchronously; keep that off the event loop.
             key = await asyncio.to_thread(lambda: self.hook.rate_limit_key)
+            # Get the (shared) SDK client before the first slot, so the slot is spent on the call.
+            await self.hook.aget_conn()
         except Exception as error:  # a missing or unusable connection: nothing to retry
             yield self._event(
                 "error", None, f"Cannot poll MPS task {self.mps_task_id} with {self.mps_conn_id!r}: {error}"
@@ -202,7 +204,7 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     async def cleanup(self) -> None:
-        """Close the hook's HTTP connections; the MPS task itself is left alone."""
+        """Release the hook's SDK client (closed once no trigger uses it); the MPS task is left alone."""
         if "hook" in self.__dict__:
             await self.hook.aclose()
 
@@ -354,6 +356,7 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
         """Poll rounds until every task is final, the deadline passes or a hard error occurs."""
         try:
             key = await asyncio.to_thread(lambda: self.hook.rate_limit_key)
+            await self.hook.aget_conn()  # before the first slot (see MpsAigcImageTaskTrigger.run)
         except Exception as error:  # a missing or unusable connection: nothing to retry
             yield self._event("error", {}, f"Cannot poll MPS tasks with {self.mps_conn_id!r}: {error}")
             return
@@ -456,7 +459,7 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
         )
 
     async def cleanup(self) -> None:
-        """Close the hook's HTTP connections; the MPS tasks themselves are left alone."""
+        """Release the hook's SDK client (closed once unused); the MPS tasks themselves are left alone."""
         if "hook" in self.__dict__:
             await self.hook.aclose()
 

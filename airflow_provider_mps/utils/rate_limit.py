@@ -7,35 +7,83 @@ worker may submit a batch of ``CreateAigcImageTask`` calls from a thread pool; e
 :func:`get_rate_limiter` for the limiter of its ``(key, action)`` and gets the same object, so the
 service never sees more than ``rate`` calls per second from this process.
 
-The limiter spaces calls evenly, ``1 / rate`` seconds apart: each caller reserves the next free
-slot under a lock, then waits (``time.sleep`` or ``asyncio.sleep``) until its slot comes.  The
-reservation is the only shared state and holds no event-loop primitive, so one limiter serves
-any number of threads and event loops at once.
+Callers wait in one first-come, first-served queue.  Only the caller at its head waits on a clock:
+it goes through once ``interval`` has passed since the previous caller *went through* (not since
+that caller's planned time), then hands the head to the next caller.  Two calls are therefore
+never closer than ``interval``, even after the event loop or a thread stalled: slots missed during
+a stall are lost, never made up for in a burst.  The interval keeps :data:`HEADROOM` below the
+rate, so jitter between a call leaving and reaching the service does not push two calls of one
+second's quota into the same second at the service.
+
+The queue holds threads (woken through a :class:`threading.Event`) and coroutines of any event
+loop (woken through ``call_soon_threadsafe``), so one limiter serves all of them at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
 import time
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 #: The documented MPS quota of every AIGC action, in requests per second.
 DEFAULT_RATE = 20.0
 
+#: Share of the rate kept unused: calls are spaced ``1 / (rate * (1 - HEADROOM))`` seconds apart.
+HEADROOM = 0.05
+
+
+class _Waiter(Protocol):
+    def wake(self) -> bool:
+        """Wake the waiter; return ``False`` if it can never run again (its loop is closed)."""
+        ...
+
+
+class _ThreadWaiter:
+    """A thread waiting in the queue; woken when it reaches the head."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def wake(self) -> bool:
+        self.event.set()
+        return True
+
+
+class _LoopWaiter:
+    """A coroutine waiting in the queue; woken (from any thread) when it reaches the head."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+    def wake(self) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(self._set)
+        except RuntimeError:  # its loop is closed: nobody waits for this wake-up any more
+            return False
+        return True
+
+    def _set(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
 
 class RateLimiter:
     """
-    Space calls at least ``1 / rate`` seconds apart, across threads and event loops.
+    Let calls through one at a time, at least ``1 / (rate * (1 - HEADROOM))`` seconds apart.
 
     :param rate: the most calls allowed per second; must be positive.
     """
 
     def __init__(self, rate: float = DEFAULT_RATE) -> None:
         self._lock = threading.Lock()
-        self._next_slot = 0.0
+        self._last_grant = float("-inf")
+        self._queue: collections.deque[_Waiter] = collections.deque()
         self._interval = _interval(rate)
         self._rate = float(rate)
 
@@ -43,6 +91,11 @@ class RateLimiter:
     def rate(self) -> float:
         """The most calls allowed per second."""
         return self._rate
+
+    @property
+    def interval(self) -> float:
+        """The shortest time between two calls, in seconds (the rate less the headroom)."""
+        return self._interval
 
     def lower_rate(self, rate: float) -> None:
         """
@@ -56,35 +109,103 @@ class RateLimiter:
                 self._interval = interval
                 self._rate = float(rate)
 
-    def reserve(self) -> float:
-        """
-        Reserve the next free slot and return how many seconds to wait until it comes.
+    # -- the queue (each step under the lock; waking happens outside it) --------------------------
 
-        Both :meth:`acquire` and :meth:`aacquire` are this reservation plus a sleep.
-        """
+    def _enter(self, waiter: _Waiter) -> bool:
+        """Go through at once if nobody waits and the interval has passed; else join the queue."""
         with self._lock:
             now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
-        return slot - now
+            if not self._queue and now >= self._last_grant + self._interval:
+                self._last_grant = now
+                return True
+            self._queue.append(waiter)
+            return False
+
+    def _head_delay(self, waiter: _Waiter) -> float | None:
+        """Seconds until ``waiter`` may go through, or ``None`` when it is not at the head yet."""
+        with self._lock:
+            if not self._queue or self._queue[0] is not waiter:
+                return None
+            return self._last_grant + self._interval - time.monotonic()
+
+    def _grant(self, waiter: _Waiter) -> bool:
+        """Let the head ``waiter`` through if its time has come, and wake the next one."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._last_grant + self._interval:
+                return False
+            self._last_grant = now
+            self._queue.popleft()
+            following = self._queue[0] if self._queue else None
+        self._wake(following)
+        return True
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """Remove a waiter that gave up (cancelled); hand the head on if it held it."""
+        with self._lock:
+            was_head = bool(self._queue) and self._queue[0] is waiter
+            try:
+                self._queue.remove(waiter)
+            except ValueError:
+                return
+            following = self._queue[0] if was_head and self._queue else None
+        self._wake(following)
+
+    def _wake(self, head: _Waiter | None) -> None:
+        """Wake the new ``head``; skip waiters whose event loop has closed."""
+        while head is not None and not head.wake():
+            with self._lock:
+                if self._queue and self._queue[0] is head:
+                    self._queue.popleft()
+                head = self._queue[0] if self._queue else None
+
+    # -- public ---------------------------------------------------------------------------------
 
     def acquire(self) -> None:
         """Block the calling thread until the caller may send its request."""
-        delay = self.reserve()
-        if delay > 0:
-            time.sleep(delay)
+        waiter = _ThreadWaiter()
+        if self._enter(waiter):
+            return
+        try:
+            while True:
+                delay = self._head_delay(waiter)
+                if delay is None:
+                    waiter.event.wait()
+                    waiter.event.clear()
+                    continue
+                if delay > 0:
+                    time.sleep(delay)
+                if self._grant(waiter):
+                    return
+        except BaseException:
+            self._leave(waiter)
+            raise
 
     async def aacquire(self) -> None:
         """Wait, without blocking the event loop, until the caller may send its request."""
-        delay = self.reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        waiter = _LoopWaiter(asyncio.get_running_loop())
+        if self._enter(waiter):
+            return
+        try:
+            while True:
+                delay = self._head_delay(waiter)
+                if delay is None:
+                    await waiter.future
+                    waiter.future = waiter.loop.create_future()
+                    continue
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if self._grant(waiter):
+                    return
+        except BaseException:
+            self._leave(waiter)
+            raise
 
 
 def _interval(rate: float) -> float:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
         raise ValueError(f"The rate limit must be a positive number of requests per second, got {rate!r}.")
-    return 1.0 / float(rate)
+    return 1.0 / (float(rate) * (1.0 - HEADROOM))
 
 
 _registry: dict[tuple[str, str], RateLimiter] = {}

@@ -336,3 +336,50 @@ def test_airflow_connection_test_button_path_reaches_the_hooks_test_connection(m
         True,
         f"Connection to MPS at {mps_emulator.endpoint} succeeded (RequestId {request['RequestId']}).",
     )
+
+
+@pytest.mark.asyncio
+async def test_hooks_with_the_same_settings_share_one_async_client_until_the_last_releases_it(
+    emulator_connection,
+):
+    from airflow_provider_mps.hooks import _shared_async_clients
+
+    loop = asyncio.get_running_loop()
+    first, second = MpsHook(emulator_connection("mps_a")), MpsHook(emulator_connection("mps_b"))
+    task_id = first.create_aigc_image_task(prompt="p")
+
+    await first.adescribe_aigc_image_task(task_id)
+    await second.adescribe_aigc_image_task(task_id)
+    shared = first._async_client
+
+    assert (second._async_client is shared, _shared_async_clients.count(loop)) == (True, 1)
+    await first.aclose()
+    # The other hook still uses the client: it stays open and keeps working.
+    assert (shared.http_client.is_closed, _shared_async_clients.count(loop)) == (False, 1)
+    assert (await second.adescribe_aigc_image_task(task_id))["TaskId"] == task_id
+    await second.aclose()
+    assert (shared.http_client.is_closed, _shared_async_clients.count(loop)) == (True, 0)
+
+
+@pytest.mark.asyncio
+async def test_hooks_with_other_credentials_or_region_get_their_own_async_client(
+    emulator_connection, mps_emulator
+):
+    from airflow_provider_mps.hooks import _shared_async_clients
+
+    base = MpsHook(emulator_connection("mps_base"))
+    other_region = MpsHook(emulator_connection("mps_base"), region="ap-beijing")
+    other_key = MpsHook(emulator_connection("mps_other_key", password="another-secret-key"))
+    hooks = [base, other_region, other_key]
+
+    clients = [await hook.aget_conn() for hook in hooks]
+
+    assert len({id(client) for client in clients}) == 3
+    assert [(client.region, client.credential.secret_key) for client in clients] == [
+        ("ap-guangzhou", mps_emulator.secret_key),
+        ("ap-beijing", mps_emulator.secret_key),
+        ("ap-guangzhou", "another-secret-key"),
+    ]
+    for hook in hooks:
+        await hook.aclose()
+    assert _shared_async_clients.count(asyncio.get_running_loop()) == 0

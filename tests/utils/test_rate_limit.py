@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from airflow_provider_mps.utils.rate_limit import RateLimiter, get_rate_limiter
+from airflow_provider_mps.utils.rate_limit import HEADROOM, RateLimiter, get_rate_limiter
 
 # Slots are reserved on time.monotonic() and measured on the same clock. A busy machine can only
 # make a caller *later* than its slot, never earlier, so the slack covers clock resolution alone.
@@ -55,13 +55,82 @@ def test_rate_must_be_a_positive_number(rate):
     assert str(error.value) == expected
 
 
+def test_the_interval_keeps_five_percent_headroom_under_the_rate():
+    limiter = RateLimiter(rate=20)
+
+    assert (limiter.rate, limiter.interval, HEADROOM) == (20.0, 1 / 19, 0.05)
+
+
 def test_first_call_goes_through_at_once_and_the_next_waits_one_interval():
     limiter = RateLimiter(rate=4)
+    before = time.monotonic()
+    limiter.acquire()
+    first = time.monotonic()
+    limiter.acquire()
+    second = time.monotonic()
 
-    assert limiter.reserve() == 0.0
-    # Each reservation also subtracts the (tiny) time that passed since the previous one.
-    assert 0.2 < limiter.reserve() <= 0.25
-    assert 0.45 < limiter.reserve() <= 0.5
+    assert second - first >= limiter.interval - CLOCK_SLACK
+    # The first call did not sleep: nothing went before it (a generous bound, far below 1/4 s).
+    assert first - before < limiter.interval / 2
+
+
+def _gaps(times: list[float]) -> list[float]:
+    ordered = sorted(times)
+    return [later - earlier for earlier, later in zip(ordered[:-1], ordered[1:], strict=True)]
+
+
+@pytest.mark.asyncio
+async def test_slots_missed_during_an_event_loop_stall_are_not_made_up_in_a_burst():
+    limiter = RateLimiter(rate=50)
+    times: list[float] = []
+
+    async def call() -> None:
+        await limiter.aacquire()
+        times.append(time.monotonic())
+
+    calls = [asyncio.create_task(call()) for _ in range(10)]
+    await asyncio.sleep(0)  # every call is queued; the first went through
+    time.sleep(5 * limiter.interval)  # the loop stalls over several slots
+    await asyncio.gather(*calls)
+
+    assert len(times) == 10
+    assert [gap for gap in _gaps(times) if gap < limiter.interval - CLOCK_SLACK] == []
+
+
+def test_threads_after_a_stalled_thread_still_go_one_interval_apart():
+    limiter = RateLimiter(rate=50)
+    times: list[float] = []
+    lock = threading.Lock()
+    limiter.acquire()
+    time.sleep(5 * limiter.interval)  # long past the next slot: it must not be spent twice
+
+    def call() -> None:
+        limiter.acquire()
+        with lock:
+            times.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(times) == 6
+    assert [gap for gap in _gaps(times) if gap < limiter.interval - CLOCK_SLACK] == []
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_waiter_hands_its_turn_to_the_next():
+    limiter = RateLimiter(rate=20)
+    await limiter.aacquire()
+    head = asyncio.create_task(limiter.aacquire())
+    after = asyncio.create_task(limiter.aacquire())
+    await asyncio.sleep(0)
+    head.cancel()
+
+    await asyncio.wait_for(after, timeout=5)
+
+    assert (head.cancelled(), after.done(), len(limiter._queue)) == (True, True, 0)
 
 
 def test_threads_are_spaced_one_interval_apart():
