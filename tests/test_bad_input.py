@@ -288,6 +288,14 @@ BAD_INPUTS: list[BadInput] = [
     ),
     # -- operator: literal values, refused when the DAG file is parsed -------------------------
     BadInput(
+        "op_rate_limit_zero",
+        "operator",
+        "parse",
+        op("op_rate_limit_zero", rate_limit=0),
+        BAD,
+        invalid("rate_limit", "0", "must be a number of requests per second greater than 0."),
+    ),
+    BadInput(
         "op_poll_interval_zero",
         "operator",
         "parse",

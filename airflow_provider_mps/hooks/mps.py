@@ -90,6 +90,19 @@ async def _amask_secret(secret: str) -> None:
         log.mask_secret(secret)
 
 
+#: Characters of the prompt quoted in the orphan-task WARNING, to find the task in the console.
+PROMPT_EXCERPT_LENGTH = 60
+
+
+def _excerpt(prompt: object) -> str:
+    """Quote the start of ``prompt`` (at most :data:`PROMPT_EXCERPT_LENGTH` characters) for a log."""
+    if not isinstance(prompt, str) or not prompt:
+        return "(none)"
+    if len(prompt) > PROMPT_EXCERPT_LENGTH:
+        return repr(prompt[: PROMPT_EXCERPT_LENGTH - 3] + "...")
+    return repr(prompt)
+
+
 def _check_seconds(field: str, value: object, *, minimum: float | None) -> None:
     """Refuse ``value`` unless it is a number of seconds above 0 (or at least ``minimum``)."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -443,6 +456,8 @@ class MpsHook(BaseHook):
             )
         except MpsError as error:
             if create_may_have_succeeded(error):
+                # The prompt's start is a structured field of the record (shown as prompt=... in the
+                # task log): with the model and the time it finds the orphan in the console.
                 self.log.warning(
                     "CreateAigcImageTask for model %s may have created a task whose TaskId is lost: "
                     "the request may have reached the service before it failed (%s). It is not retried, "
@@ -451,6 +466,7 @@ class MpsHook(BaseHook):
                     params.get("ModelName", "(default)"),
                     error,
                     time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                    prompt=_excerpt(params.get("Prompt")),
                 )
             raise
         self.log.info("Created MPS AIGC image task %s (RequestId %s).", result["TaskId"], result["RequestId"])

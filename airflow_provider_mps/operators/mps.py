@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_mps.exceptions import MpsApiError
+from airflow_provider_mps.exceptions import MpsApiError, MpsInvalidParameterError
 from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.operators._literal_checks import check_literal_fields
 from airflow_provider_mps.utils.seconds import check_positive_seconds as _check_seconds
@@ -92,6 +92,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     :param deferrable: wait in the triggerer (only with ``wait_for_completion=True``).
     :param poll_interval: seconds between two status polls while waiting.
     :param timeout: seconds to wait for the task before failing the try; ``None`` waits forever.
+    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second the trigger's shared
+        limiter allows for this account (deferrable mode); with several triggerers, give each a
+        share of the quota of 20.
     :param durable: keep the TaskId in the ``task_state_store`` so a retry re-attaches to it.
     """
 
@@ -138,6 +141,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     deferrable: bool
     poll_interval: float
     timeout: float | None
+    rate_limit: float
     durable: bool
 
     #: task_state_store key holding ``{"TaskId", "RequestId"}`` of the task this try works on.
@@ -164,6 +168,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float | None = 3600.0,
+        rate_limit: float = 20.0,
         durable: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -189,6 +194,10 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         _check_seconds("poll_interval", poll_interval)
         if timeout is not None:
             _check_seconds("timeout", timeout)
+        if isinstance(rate_limit, bool) or not isinstance(rate_limit, (int, float)) or not rate_limit > 0:
+            raise MpsInvalidParameterError(
+                "rate_limit", "must be a number of requests per second greater than 0.", rate_limit
+            )
         # One dict update instead of 19 BaseOperator.__setattr__ calls, which during __init__ would
         # only re-record init kwargs that Airflow's wrapper records anyway.
         vars(self).update(
@@ -199,6 +208,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             deferrable=deferrable,
             poll_interval=poll_interval,
             timeout=timeout,
+            rate_limit=rate_limit,
             durable=durable,
         )
 
@@ -348,6 +358,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
                 poll_interval=self.poll_interval,
                 end_time=time.time() + wait,
                 region=self.region,
+                rate_limit=self.rate_limit,
             ),
             method_name="execute_complete",
             kwargs={"mps_task_id": mps_task_id},

@@ -131,19 +131,21 @@ def test_create_is_not_retried_after_an_internal_error_and_warns_of_an_orphan(mp
         MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p", model_name="GEM")
 
     assert calls(mps_conn) == [("CreateAigcImageTask", "InternalError")]
-    [warning] = [log["event"] for log in hook_logs if log["log_level"] == "warning"]
-    assert warning.startswith(
+    [warning] = [log for log in hook_logs if log["log_level"] == "warning"]
+    assert warning["event"].startswith(
         "CreateAigcImageTask for model GEM may have created a task whose TaskId is lost: the request may "
         f"have reached the service before it failed ({raised.value}). It is not retried, to avoid a "
         "duplicate task; check the MPS console for an orphaned AIGC image task created around "
     )
+    assert warning["prompt"] == "'p'"
 
 
 def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_created(mps_conn, hook_logs):
     mps_conn.configure(drop_after_create_rate={"CreateAigcImageTask": 1.0})
 
+    prompt = "A lighthouse on a cliff at dawn, seen from the sea, in the style of a woodcut print"
     with pytest.raises(MpsNetworkError) as raised:
-        MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p")
+        MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt=prompt)
 
     assert (raised.value.code, raised.value.request_may_have_reached_service) == (
         "ClientNetworkError.ConnectionLost",
@@ -151,8 +153,11 @@ def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_crea
     )
     assert len(mps_conn.tasks()) == 1  # the orphan the warning tells the user about
     assert [action for action, _ in calls(mps_conn)] == ["CreateAigcImageTask"]
-    [warning] = [log["event"] for log in hook_logs if log["log_level"] == "warning"]
-    assert "may have created a task whose TaskId is lost" in warning
+    [warning] = [log for log in hook_logs if log["log_level"] == "warning"]
+    assert "may have created a task whose TaskId is lost" in warning["event"]
+    # The prompt's first 60 characters help find the orphan in the MPS console.
+    assert warning["prompt"] == repr(prompt[:57] + "...")
+    assert len(prompt[:57] + "...") == 60
 
 
 def test_create_is_not_retried_after_an_html_5xx_answer(mps_conn):

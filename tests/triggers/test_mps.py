@@ -254,3 +254,26 @@ def test_backoff_doubles_from_the_poll_interval_with_jitter_up_to_a_cap(poll_int
 
     assert [d for d in delays if not low <= d <= high] == []
     assert len(set(delays)) > 1
+
+
+def test_the_create_operators_rate_limit_reaches_its_trigger(mps_conn):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+    from tests.operators.test_mps import make_context
+
+    operator = MpsCreateAigcImageTaskOperator(
+        task_id="create",
+        prompt="a cat",
+        wait_for_completion=True,
+        deferrable=True,
+        poll_interval=2,
+        rate_limit=5,  # a quarter of the quota: four triggerers share the account
+    )
+
+    with pytest.raises(TaskDeferred) as raised:
+        operator.execute(make_context())
+
+    [created] = mps_conn.tasks()
+    _, kwargs = raised.value.trigger.serialize()
+    assert (kwargs["mps_task_id"], kwargs["rate_limit"]) == (created["TaskId"], 5.0)
