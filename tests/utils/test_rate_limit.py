@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from airflow_provider_mps.utils.rate_limit import HEADROOM, RateLimiter, get_rate_limiter
+from airflow_provider_mps.utils.rate_limit import HEADROOM, RateLimiter, clear_rate_limiters, get_rate_limiter
 
 # Slots are reserved on time.monotonic() and measured on the same clock. A busy machine can only
 # make a caller *later* than its slot, never earlier, so the slack covers clock resolution alone.
@@ -210,3 +210,14 @@ async def test_waiting_coroutines_do_not_block_the_event_loop():
 
     # Four calls at 10/s take 0.3 s; a blocking wait would have starved the ticker.
     assert ticks >= 10
+
+
+def test_creates_keep_less_headroom_than_describes_so_batches_stay_near_the_quota():
+    clear_rate_limiters()
+    try:
+        create = get_rate_limiter("account@endpoint", "CreateAigcImageTask", rate=20)
+        describe = get_rate_limiter("account@endpoint", "DescribeAigcImageTask", rate=20)
+
+        assert (create.interval, describe.interval) == (1 / 19.5, 1 / 19)
+    finally:
+        clear_rate_limiters()
