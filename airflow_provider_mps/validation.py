@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from airflow_provider_mps._api_names import EXTRA_PARAMETER_KEYS, IMAGE_INFO_KEYS, STORE_COS_KEYS
 from airflow_provider_mps.capabilities import (
     ALL_RESOLUTIONS,
     KNOWN_MODEL_NAMES,
@@ -62,30 +63,6 @@ AIGC_IMAGE_REQUEST_FIELDS: Mapping[str, str] = {
 }
 _FIELD_BY_API_NAME = {api: field for field, api in AIGC_IMAGE_REQUEST_FIELDS.items()}
 
-_EXTRA_PARAMETER_KEYS: Mapping[str, str] = {
-    "AspectRatio": "AspectRatio",
-    "aspect_ratio": "AspectRatio",
-    "Resolution": "Resolution",
-    "resolution": "Resolution",
-    "LogoAdd": "LogoAdd",
-    "logo_add": "LogoAdd",
-    "OutputFormat": "OutputFormat",
-    "output_format": "OutputFormat",
-}
-_STORE_COS_KEYS: Mapping[str, str] = {
-    "CosBucketName": "CosBucketName",
-    "cos_bucket_name": "CosBucketName",
-    "CosBucketRegion": "CosBucketRegion",
-    "cos_bucket_region": "CosBucketRegion",
-    "CosBucketPath": "CosBucketPath",
-    "cos_bucket_path": "CosBucketPath",
-}
-_IMAGE_INFO_KEYS: Mapping[str, str] = {
-    "ImageUrl": "ImageUrl",
-    "image_url": "ImageUrl",
-    "ReferenceType": "ReferenceType",
-    "reference_type": "ReferenceType",
-}
 
 _SUPPORTED_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp"})
 _ASPECT_RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")
@@ -239,7 +216,7 @@ def _image_infos(field: str, value: object) -> list[dict[str, Any]] | None:
         if item is None or (isinstance(item, str) and not item.strip()):
             continue
         if isinstance(item, Mapping):
-            info = _rename_keys(where, item, _IMAGE_INFO_KEYS)
+            info = _rename_keys(where, item, IMAGE_INFO_KEYS)
             if "ImageUrl" not in info:
                 raise _invalid(where, "needs an ImageUrl", dict(item))
             info["ImageUrl"] = _image_url(f"{where}.ImageUrl", info["ImageUrl"])
@@ -267,7 +244,7 @@ def _extra_parameters(field: str, value: object, model: ModelCapabilities | None
     if value is None:
         return None
     raw = _structure(field, value, dict, "a dict of AspectRatio, Resolution, LogoAdd, OutputFormat")
-    extra = _rename_keys(field, raw, _EXTRA_PARAMETER_KEYS)
+    extra = _rename_keys(field, raw, EXTRA_PARAMETER_KEYS)
     if "AspectRatio" in extra:
         where = f"{field}.AspectRatio"
         ratio = _text(where, extra["AspectRatio"])
@@ -339,7 +316,7 @@ def _store_cos_param(field: str, value: object) -> dict[str, Any] | None:
         return None
     raw = _structure(field, value, dict, "a dict with CosBucketName and CosBucketRegion")
     cos = {
-        key: _text(f"{field}.{key}", item) for key, item in _rename_keys(field, raw, _STORE_COS_KEYS).items()
+        key: _text(f"{field}.{key}", item) for key, item in _rename_keys(field, raw, STORE_COS_KEYS).items()
     }
     cos = {key: item for key, item in cos.items() if item is not None}
     if not cos:

@@ -10,38 +10,17 @@ type goes in or comes out.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_mps._api_names import EXTRA_PARAMETER_KEYS, IMAGE_INFO_KEYS, STORE_COS_KEYS
 from airflow_provider_mps.exceptions import MpsInvalidParameterError, MpsNetworkError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 CREATE_ACTION = "CreateAigcImageTask"
 DESCRIBE_ACTION = "DescribeAigcImageTask"
 TEST_CONNECTION_ACTION = "DescribeTranscodeTemplates"
-
-_IMAGE_INFO_KEYS = {
-    "ImageUrl": "ImageUrl",
-    "image_url": "ImageUrl",
-    "ReferenceType": "ReferenceType",
-    "reference_type": "ReferenceType",
-}
-_EXTRA_PARAMETER_KEYS = {
-    "AspectRatio": "AspectRatio",
-    "aspect_ratio": "AspectRatio",
-    "Resolution": "Resolution",
-    "resolution": "Resolution",
-    "LogoAdd": "LogoAdd",
-    "logo_add": "LogoAdd",
-    "OutputFormat": "OutputFormat",
-    "output_format": "OutputFormat",
-}
-_STORE_COS_KEYS = {
-    "CosBucketName": "CosBucketName",
-    "cos_bucket_name": "CosBucketName",
-    "CosBucketRegion": "CosBucketRegion",
-    "cos_bucket_region": "CosBucketRegion",
-    "CosBucketPath": "CosBucketPath",
-    "cos_bucket_path": "CosBucketPath",
-}
 
 
 def _require_str(field: str, value: object) -> str:
@@ -50,7 +29,7 @@ def _require_str(field: str, value: object) -> str:
     return value
 
 
-def _rename_keys(field: str, value: object, names: dict[str, str]) -> dict[str, Any]:
+def _rename_keys(field: str, value: object, names: Mapping[str, str]) -> dict[str, Any]:
     """Map a dict's snake_case or API keys to API names, refusing unknown and duplicate keys."""
     if not isinstance(value, dict):
         raise MpsInvalidParameterError(field, f"must be a dict, not {type(value).__name__}.", value)
@@ -76,7 +55,7 @@ def _image_infos(value: object) -> list[dict[str, str]]:
     infos: list[dict[str, str]] = []
     for index, item in enumerate(value):
         where = f"image_infos[{index}]"
-        info = {"ImageUrl": item} if isinstance(item, str) else _rename_keys(where, item, _IMAGE_INFO_KEYS)
+        info = {"ImageUrl": item} if isinstance(item, str) else _rename_keys(where, item, IMAGE_INFO_KEYS)
         url = info.get("ImageUrl")
         if not isinstance(url, str) or not url.strip():
             raise MpsInvalidParameterError(f"{where}.ImageUrl", "must be a non-empty URL string.", url)
@@ -87,7 +66,7 @@ def _image_infos(value: object) -> list[dict[str, str]]:
 
 
 def _extra_parameters(value: object) -> dict[str, Any]:
-    params = _rename_keys("extra_parameters", value, _EXTRA_PARAMETER_KEYS)
+    params = _rename_keys("extra_parameters", value, EXTRA_PARAMETER_KEYS)
     for name in ("AspectRatio", "Resolution", "OutputFormat"):
         if name in params:
             _require_str(f"extra_parameters.{name}", params[name])
@@ -116,7 +95,7 @@ def _additional_parameters(value: object) -> str:
 
 
 def _store_cos_param(value: object) -> dict[str, str]:
-    params = _rename_keys("store_cos_param", value, _STORE_COS_KEYS)
+    params = _rename_keys("store_cos_param", value, STORE_COS_KEYS)
     for name in ("CosBucketName", "CosBucketRegion"):
         if not params.get(name):
             raise MpsInvalidParameterError(
