@@ -3,3 +3,9 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+#: The connection every MPS hook, operator, sensor and trigger uses unless told otherwise.
+DEFAULT_CONN_ID = "tencentcloud_mps_default"
+
+#: XCom key under which the operators and the sensor push the list of generated image URLs.
+IMAGE_URLS_XCOM_KEY = "image_urls"

@@ -13,7 +13,6 @@ what it knows: an unknown model or version is sent as is, with a warning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -41,11 +40,44 @@ REFERENCE_IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "webp")
 #: Prompt length limit, in characters.
 MAX_PROMPT_CHARACTERS = 1000
 
+# Key names of the structured fields, shared by the hook's request builder and validation: each
+# table maps the keys callers may use (the API's own name or its snake_case spelling) to the API's
+# name, so a request can be written either way and is always sent under the API's names.
 
-@dataclass(frozen=True)
+#: ``ImageInfos.N`` (``AigcImageInfo``).
+IMAGE_INFO_KEYS: Mapping[str, str] = {
+    "ImageUrl": "ImageUrl",
+    "image_url": "ImageUrl",
+    "ReferenceType": "ReferenceType",
+    "reference_type": "ReferenceType",
+}
+
+#: ``ExtraParameters`` (``AigcImageExtraParam``).
+EXTRA_PARAMETER_KEYS: Mapping[str, str] = {
+    "AspectRatio": "AspectRatio",
+    "aspect_ratio": "AspectRatio",
+    "Resolution": "Resolution",
+    "resolution": "Resolution",
+    "LogoAdd": "LogoAdd",
+    "logo_add": "LogoAdd",
+    "OutputFormat": "OutputFormat",
+    "output_format": "OutputFormat",
+}
+
+#: ``StoreCosParam`` (``AigcStoreCosParam``).
+STORE_COS_KEYS: Mapping[str, str] = {
+    "CosBucketName": "CosBucketName",
+    "cos_bucket_name": "CosBucketName",
+    "CosBucketRegion": "CosBucketRegion",
+    "cos_bucket_region": "CosBucketRegion",
+    "CosBucketPath": "CosBucketPath",
+    "cos_bucket_path": "CosBucketPath",
+}
+
+
 class ModelCapabilities:
     """
-    What one model accepts.
+    What one model accepts (read-only; a plain class, as a dataclass costs ~0.7 ms per DAG parse).
 
     :param name: the ``ModelName`` as the service spells it.
     :param versions: known ``ModelVersion`` values mapped to their reference-image limit.
@@ -59,15 +91,56 @@ class ModelCapabilities:
         min_pixels, max_pixels)``, ``None`` meaning no bound.
     """
 
+    __slots__ = (
+        "name",
+        "versions",
+        "max_reference_images",
+        "resolutions",
+        "aspect_ratios",
+        "scene_types",
+        "size_rule",
+    )
+
     name: str
     versions: Mapping[str, int]
     max_reference_images: int
-    resolutions: tuple[str, ...] = DEFAULT_RESOLUTIONS
-    aspect_ratios: tuple[str, ...] | None = None
-    scene_types: tuple[str, ...] = ()
-    size_rule: Mapping[str, tuple[int | None, int | None, int | None, int | None]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    resolutions: tuple[str, ...]
+    aspect_ratios: tuple[str, ...] | None
+    scene_types: tuple[str, ...]
+    size_rule: Mapping[str, tuple[int | None, int | None, int | None, int | None]]
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        versions: Mapping[str, int],
+        max_reference_images: int,
+        resolutions: tuple[str, ...] = DEFAULT_RESOLUTIONS,
+        aspect_ratios: tuple[str, ...] | None = None,
+        scene_types: tuple[str, ...] = (),
+        size_rule: Mapping[str, tuple[int | None, int | None, int | None, int | None]] | None = None,
+    ) -> None:
+        values = {
+            "name": name,
+            "versions": MappingProxyType(dict(versions)),
+            "max_reference_images": max_reference_images,
+            "resolutions": tuple(resolutions),
+            "aspect_ratios": None if aspect_ratios is None else tuple(aspect_ratios),
+            "scene_types": tuple(scene_types),
+            "size_rule": MappingProxyType(dict(size_rule or {})),
+        }
+        for attribute, value in values.items():
+            object.__setattr__(self, attribute, value)
+
+    def __setattr__(self, attribute: str, value: object) -> None:
+        raise AttributeError(f"ModelCapabilities is read-only: cannot set {attribute!r}.")
+
+    def __delattr__(self, attribute: str) -> None:
+        raise AttributeError(f"ModelCapabilities is read-only: cannot delete {attribute!r}.")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{attribute}={getattr(self, attribute)!r}" for attribute in self.__slots__)
+        return f"ModelCapabilities({fields})"
 
     def reference_image_limit(self, version: str | None) -> int | None:
         """
@@ -90,7 +163,7 @@ def _model(
     limit = max_reference_images if max_reference_images is not None else max(versions.values())
     return ModelCapabilities(
         name=name,
-        versions=MappingProxyType(versions),
+        versions=versions,
         max_reference_images=limit,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -108,7 +181,7 @@ MODEL_CAPABILITIES: Mapping[str, ModelCapabilities] = MappingProxyType(
                 {"3.5-preview": 5, "3.0": 3},
                 scene_types=("3d_panorama",),
                 # Hunyuan 3.0: width and height each in [512, 2048], width x height <= 1024 x 1024.
-                size_rule=MappingProxyType({"3.0": (512, 2048, None, 1024 * 1024)}),
+                size_rule={"3.0": (512, 2048, None, 1024 * 1024)},
             ),
             _model("GEM", {"2.5": 3, "3.0": 3}),
             _model("Jimeng", {"4.0": _ONE}),
@@ -116,7 +189,7 @@ MODEL_CAPABILITIES: Mapping[str, ModelCapabilities] = MappingProxyType(
                 "Qwen",
                 {"0925": _ONE},
                 # Qwen 0925: total pixels in [512 x 512, 2048 x 2048].
-                size_rule=MappingProxyType({"0925": (None, None, 512 * 512, 2048 * 2048)}),
+                size_rule={"0925": (None, None, 512 * 512, 2048 * 2048)},
             ),
             _model("Vidu", {"q2": 7}, aspect_ratios=KLING_VIDU_ASPECT_RATIOS),
             _model(

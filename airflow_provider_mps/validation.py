@@ -30,18 +30,22 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from airflow_provider_mps._api_names import EXTRA_PARAMETER_KEYS, IMAGE_INFO_KEYS, STORE_COS_KEYS
 from airflow_provider_mps.capabilities import (
     ALL_RESOLUTIONS,
+    EXTRA_PARAMETER_KEYS,
+    IMAGE_INFO_KEYS,
     KNOWN_MODEL_NAMES,
     LOGO_ADD_VALUES,
     MAX_PROMPT_CHARACTERS,
     OUTPUT_FORMATS,
+    STORE_COS_KEYS,
     get_model_capabilities,
 )
 from airflow_provider_mps.exceptions import MpsInvalidParameterError
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from airflow_provider_mps.capabilities import ModelCapabilities
 
 log = logging.getLogger(__name__)
@@ -65,8 +69,9 @@ _FIELD_BY_API_NAME = {api: field for field, api in AIGC_IMAGE_REQUEST_FIELDS.ite
 
 
 _SUPPORTED_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp"})
-_ASPECT_RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")
-_SIZE = re.compile(r"\s*([0-9]+)\s*[xX*]\s*([0-9]+)\s*")
+# Patterns, compiled by ``re`` on first use (and cached there): not on every DAG parse.
+_ASPECT_RATIO = r"[1-9][0-9]*:[1-9][0-9]*"
+_SIZE = r"\s*([0-9]+)\s*[xX*]\s*([0-9]+)\s*"
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
@@ -250,7 +255,7 @@ def _extra_parameters(field: str, value: object, model: ModelCapabilities | None
         ratio = _text(where, extra["AspectRatio"])
         if model is not None and model.aspect_ratios is not None and ratio not in model.aspect_ratios:
             raise _invalid(where, f"must be one of {', '.join(model.aspect_ratios)} for {model.name}", ratio)
-        if not _ASPECT_RATIO.fullmatch(ratio or ""):
+        if not re.fullmatch(_ASPECT_RATIO, ratio or ""):
             raise _invalid(where, "must be a width:height ratio such as 16:9", ratio)
         extra["AspectRatio"] = ratio
     if "Resolution" in extra:
@@ -276,7 +281,7 @@ def _check_size(
     field: str, size: object, rule: tuple[int | None, int | None, int | None, int | None], model: str
 ) -> None:
     min_side, max_side, min_pixels, max_pixels = rule
-    match = _SIZE.fullmatch(size) if isinstance(size, str) else None
+    match = re.fullmatch(_SIZE, size) if isinstance(size, str) else None
     if match is None:
         raise _invalid(field, f"must be WIDTHxHEIGHT in pixels for {model}", size)
     width, height = int(match.group(1)), int(match.group(2))
@@ -465,3 +470,73 @@ def validate_literal_aigc_image_fields(fields: Mapping[str, Any], *, where: str 
     :raises MpsInvalidParameterError: naming the first literal field that breaks a rule.
     """
     _check(fields, where=where, literal_only=True)
+
+
+def check_positive_seconds(field: str, value: object) -> None:
+    """
+    Refuse ``value`` unless it is a number of seconds greater than 0 (``poll_interval``, ``timeout``).
+
+    :param field: the argument's name, e.g. ``poll_interval``, named in the error.
+    :param value: the value given.
+    :raises MpsInvalidParameterError: when ``value`` is not a number above 0 (``True`` is not a number).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise MpsInvalidParameterError(field, "must be a number of seconds greater than 0.", value)
+
+
+# Parse-time checks of literal request fields, remembered for the configurations already seen.
+#
+# A DAG file usually repeats one configuration across its operators (the same model, the same
+# ``extra_parameters``) while the prompt is templated or mapped, and the DAG processor parses the
+# file again and again.  :func:`check_literal_fields` runs validate_literal_aigc_image_fields once
+# per distinct configuration and process: the outcome depends only on the literal values and on
+# *which* fields hold something resolved at run time, which is exactly the cache key.
+
+#: Stands for a value resolved at run time (Jinja text, an ``XComArg``, ...): never inspected.
+_RUN_TIME = ("<run time>",)
+#: Configurations remembered per process before the memory is cleared.
+_MAX_REMEMBERED = 4096
+
+_passed_literal_keys: set[Hashable] = set()
+
+
+def _literal_key(value: Any) -> Hashable:
+    """A hashable image of ``value`` that tells literal values apart exactly (``1`` from ``True``)."""
+    if isinstance(value, str):
+        return _RUN_TIME if any(marker in value for marker in _TEMPLATE_MARKERS) else value
+    if value is None or isinstance(value, (bool, int, float)):
+        return (type(value), value)
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_literal_key(item) for item in value))
+    if isinstance(value, dict):
+        return (
+            dict,
+            tuple(
+                (key if isinstance(key, str) else (type(key), key), _literal_key(item))
+                for key, item in value.items()
+            ),
+        )
+    return _RUN_TIME
+
+
+def check_literal_fields(fields: Mapping[str, Any], *, where: str = "") -> None:
+    """
+    Validate the literal values of ``fields`` as at DAG parse time, once per distinct configuration.
+
+    :param fields: request fields as written in the DAG file; ``None`` means "not given".
+    :param where: prefix for field names in error messages.
+    :raises MpsInvalidParameterError: naming the first literal field that breaks a rule.
+    """
+    given = {name: value for name, value in fields.items() if value is not None}
+    try:
+        key: Hashable = (where, tuple((name, _literal_key(value)) for name, value in given.items()))
+        hash(key)
+    except TypeError:  # an unhashable literal (a float NaN is fine; this is a set or similar)
+        validate_literal_aigc_image_fields(given, where=where)
+        return
+    if key in _passed_literal_keys:
+        return
+    validate_literal_aigc_image_fields(given, where=where)
+    if len(_passed_literal_keys) >= _MAX_REMEMBERED:
+        _passed_literal_keys.clear()
+    _passed_literal_keys.add(key)

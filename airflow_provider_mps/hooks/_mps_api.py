@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mps._api_names import EXTRA_PARAMETER_KEYS, IMAGE_INFO_KEYS, STORE_COS_KEYS
+from airflow_provider_mps.capabilities import EXTRA_PARAMETER_KEYS, IMAGE_INFO_KEYS, STORE_COS_KEYS
 from airflow_provider_mps.exceptions import MpsInvalidParameterError, MpsNetworkError
 
 if TYPE_CHECKING:

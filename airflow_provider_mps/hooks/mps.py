@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_mps import DEFAULT_CONN_ID
 from airflow_provider_mps.exceptions import (
     MpsError,
     MpsInvalidParameterError,
@@ -129,7 +130,7 @@ class MpsHook(BaseHook):
     """
 
     conn_name_attr = "mps_conn_id"
-    default_conn_name = "tencentcloud_mps_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "tencentcloud_mps"
     hook_name = "Tencent Cloud MPS"
 

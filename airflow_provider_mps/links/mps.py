@@ -14,12 +14,11 @@ from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_provider_mps import IMAGE_URLS_XCOM_KEY
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
-
-#: XCom key under which operators push the list of generated image URLs.
-IMAGE_URLS_XCOM_KEY = "image_urls"
 
 #: Page of the MPS console that lists AIGC tasks ("AIGC Content Generation" → task management).
 MPS_CONSOLE_AIGC_TASK_URL = "https://console.cloud.tencent.com/mps/aigc/task"

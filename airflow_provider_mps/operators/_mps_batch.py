@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsNetworkError
-from airflow_provider_mps.operators._literal_checks import check_literal_fields
 from airflow_provider_mps.validation import (
     AIGC_IMAGE_REQUEST_FIELDS,
     build_aigc_image_request,
+    check_literal_fields,
     is_literal,
 )
 

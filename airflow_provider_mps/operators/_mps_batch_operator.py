@@ -15,14 +15,11 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
+from airflow_provider_mps._parsing import operator_setattr, set_xcomargs_dependencies
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskTimeoutError
-from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY
-from airflow_provider_mps.operators.mps import (
-    _NO_DEADLINE_SECONDS,
-    DEFAULT_CONN_ID,
-    _check_seconds,
-    set_xcomargs_dependencies,
-)
+from airflow_provider_mps.operators.mps import _NO_DEADLINE_SECONDS
+from airflow_provider_mps.validation import check_positive_seconds as _check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -97,6 +94,7 @@ class MpsCreateAigcImageTasksOperator(BaseOperator):
     template_fields: Sequence[str] = ("requests", "shared_fields", "region")
     template_fields_renderers = {"requests": "json", "shared_fields": "json"}
     ui_color = "#e8f3ff"
+    __setattr__ = operator_setattr
 
     requests: Any
     shared_fields: Any

@@ -16,16 +16,14 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
+from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr, set_xcomargs_dependencies
 from airflow_provider_mps.exceptions import MpsApiError, MpsInvalidParameterError
-from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
-from airflow_provider_mps.operators._literal_checks import check_literal_fields
-from airflow_provider_mps.utils.seconds import check_positive_seconds as _check_seconds
-from airflow_provider_mps.validation import build_aigc_image_request
-
-try:  # Airflow 3.3+; the common-compat module (a stand-in before 3.3) costs ~0.5 ms more per parse.
-    from airflow.sdk.bases.resumablejobmixin import ResumableJobMixin
-except ImportError:  # pragma: no cover - Airflow < 3.3
-    from airflow.providers.common.compat.sdk import ResumableJobMixin
+from airflow_provider_mps.validation import (
+    build_aigc_image_request,
+    check_literal_fields,
+    check_positive_seconds as _check_seconds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,9 +32,6 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from airflow_provider_mps.hooks.mps import MpsHook
-
-#: The connection every MPS class uses unless told otherwise (``MpsHook.default_conn_name``).
-DEFAULT_CONN_ID = "tencentcloud_mps_default"
 
 #: XCom key of the ``CreateAigcImageTask`` RequestId (quote it in support cases).
 REQUEST_ID_XCOM_KEY = "request_id"
@@ -51,7 +46,7 @@ _GONE = "NOT_FOUND"
 _NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
 
 
-class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
+class MpsCreateAigcImageTaskOperator(BaseOperator):
     """
     Create an MPS AIGC image task (``CreateAigcImageTask``) and return its TaskId.
 
@@ -67,8 +62,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     when it is ``FAIL``; ``deferrable=True`` waits in the triggerer instead of on a worker.  A
     deferrable operator with ``wait_for_completion=False`` does not defer.
 
-    Re-attach: the TaskId and RequestId are kept in the task's ``task_state_store`` (Airflow 3.3+)
-    as soon as the task is created, so a retried try picks up a task that is still running or
+    Re-attach: :meth:`execute` runs Airflow's ``ResumableJobMixin.execute_resumable`` (Airflow
+    3.3+), so the TaskId and RequestId are kept in the task's ``task_state_store`` as soon as the
+    task is created, so a retried try picks up a task that is still running or
     ``DONE`` instead of paying for a second one; a ``FAIL``-ed or vanished task is created anew.
     The stored TaskId is dropped when the operator succeeds, so clearing a successful task
     generates a new image.  With ``durable=False`` every try creates a new task.
@@ -119,8 +115,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         "additional_parameters": "json",
         "store_cos_param": "json",
     }
-    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
+    operator_extra_links = LazyExtraLinks("MpsAigcImageLink", "MpsConsoleTaskLink")
     ui_color = "#e8f3ff"
+    __setattr__ = operator_setattr
 
     # Set in __init__ through one ``vars(self).update`` (see there).
     prompt: Any
@@ -172,9 +169,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         durable: bool = True,
         **kwargs: Any,
     ) -> None:
-        # BaseOperator.__init__ directly: the mixin's own __init__ only stores ``durable``, yet would
-        # run Airflow's default-args wrapper a second time for every operator of a parsed DAG.
-        super(ResumableJobMixin, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         request_fields = {
             "prompt": prompt,
             "model_name": model_name,
@@ -243,7 +238,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         self._request = build_aigc_image_request(self._request_fields())
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None
-        self.execute_resumable(context)
+        _execute_resumable(self, context)
         if self._job is None:  # pragma: no cover - execute_resumable always submits or re-attaches
             raise RuntimeError("No MPS task was created or re-attached.")
         return self._finish(context, self._job["TaskId"], self._result)
@@ -279,7 +274,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             store.delete(self.external_id_key)
         return mps_task_id
 
-    # ResumableJobMixin: the TaskId (with its RequestId) is the external job id.
+    # ResumableJobMixin's protocol: the TaskId (with its RequestId) is the external job id.
 
     def submit_job(self, context: Context) -> JsonValue:
         """Create the MPS task; return ``{"TaskId", "RequestId"}`` for the task_state_store."""
@@ -375,21 +370,20 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             )
 
 
-def set_xcomargs_dependencies(operator: BaseOperator) -> None:
+def _execute_resumable(operator: MpsCreateAigcImageTaskOperator, context: Context) -> None:
     """
-    Make each ``XComArg`` in ``operator``'s template fields an upstream task, skipping plain values.
+    Run Airflow's ``ResumableJobMixin.execute_resumable`` for ``operator``, which implements its protocol.
 
-    Airflow runs this once per operator at the end of ``__init__``, on every field.  Text, numbers
-    and ``None`` cannot hold an ``XComArg``; skipping them (most of an MPS operator's 13 templated
-    fields are unset) saves ~30 us per operator on every parse, with the same dependencies.
+    The operator provides every method and attribute the mixin's logic uses (``submit_job``,
+    ``get_job_status``, ``is_job_active``, ``is_job_succeeded``, ``poll_until_complete``,
+    ``get_job_result``, ``external_id_key``, ``durable``, ``log``) without inheriting from it:
+    as a base class, the mixin (with its tracing and metrics imports) would be imported on every
+    DAG parse and deepen every attribute lookup of every operator built there.
     """
-    from airflow.sdk.definitions.xcom_arg import XComArg
+    from airflow.sdk.bases.resumablejobmixin import ResumableJobMixin
 
-    values = vars(operator)
-    for field in operator.template_fields:
-        value = values.get(field)
-        if value is not None and not isinstance(value, (str, int, float)):
-            XComArg.apply_upstream_relationship(operator, value)
+    # The same logic, metrics and traces as a subclass gets; the mixin only reads the protocol.
+    ResumableJobMixin.execute_resumable(operator, context)  # type: ignore[arg-type]
 
 
 def _stored_job(external_id: JsonValue) -> dict[str, Any]:

@@ -10,12 +10,13 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
+from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
 from airflow_provider_mps.exceptions import (
     MpsTaskFailedError,
     MpsTaskTimeoutError,
     MpsTransientError,
 )
-from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger, validate_trigger_event
 from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
 from airflow_provider_mps.utils.task_id import validate_mps_task_id
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_mps.hooks.mps import MpsHook
-
-#: The connection every MPS class uses unless told otherwise (``MpsHook.default_conn_name``).
-DEFAULT_CONN_ID = "tencentcloud_mps_default"
 
 
 class MpsAigcImageTaskSensor(BaseSensorOperator):
@@ -54,8 +52,9 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("mps_task_id",)
-    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
+    operator_extra_links = LazyExtraLinks("MpsAigcImageLink", "MpsConsoleTaskLink")
     ui_color = "#e8f3ff"
+    __setattr__ = operator_setattr
 
     def __init__(
         self,

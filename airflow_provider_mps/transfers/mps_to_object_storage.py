@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
+from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskFailedError
-from airflow_provider_mps.links.mps import IMAGE_URLS_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
-from airflow_provider_mps.utils.seconds import check_positive_seconds
 from airflow_provider_mps.utils.task_id import validate_mps_task_id
+from airflow_provider_mps.validation import check_positive_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_mps.hooks.mps import MpsHook
-
-#: The connection every MPS class uses unless told otherwise (``MpsHook.default_conn_name``).
-DEFAULT_CONN_ID = "tencentcloud_mps_default"
 
 #: File extensions of the image types MPS produces; other ``image/*`` types go through mimetypes.
 EXTENSIONS_BY_CONTENT_TYPE: dict[str, str] = {
@@ -118,8 +116,9 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("mps_task_id", "destination", "dest_conn_id")
-    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
+    operator_extra_links = LazyExtraLinks("MpsAigcImageLink", "MpsConsoleTaskLink")
     ui_color = "#e8f3ff"
+    __setattr__ = operator_setattr
 
     def __init__(
         self,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider_mps import validation
 from airflow_provider_mps.exceptions import MpsInvalidParameterError
-from airflow_provider_mps.operators import _literal_checks
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator, MpsCreateAigcImageTasksOperator
 
 
@@ -13,14 +13,14 @@ from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator, M
 def checks(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Every configuration the real validation was run on, with an empty memory to start from."""
     seen: list[dict] = []
-    validate = _literal_checks.validate_literal_aigc_image_fields
+    validate = validation.validate_literal_aigc_image_fields
 
     def recording(fields, *, where=""):
         seen.append(dict(fields))
         validate(fields, where=where)
 
-    monkeypatch.setattr(_literal_checks, "_passed", set())
-    monkeypatch.setattr(_literal_checks, "validate_literal_aigc_image_fields", recording)
+    monkeypatch.setattr(validation, "_passed_literal_keys", set())
+    monkeypatch.setattr(validation, "validate_literal_aigc_image_fields", recording)
     return seen
 
 
