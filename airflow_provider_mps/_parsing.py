@@ -45,18 +45,25 @@ _CHECKED_SETATTR_NAMES = (
 FAST_INIT_SETATTR = BaseOperator.__setattr__.__code__.co_names == _CHECKED_SETATTR_NAMES
 
 _CONVERTER_PREFIX = "_convert_"
-_converted_by_class: dict[type, frozenset[str]] = {}
+_special_names_by_class: dict[type, frozenset[str]] = {}
 
 
-def _converted_attributes(cls: type) -> frozenset[str]:
-    """Attributes ``cls`` converts on assignment (it has a ``_convert_<name>`` method for them)."""
-    names = _converted_by_class.get(cls)
-    if names is None:
-        names = frozenset(
-            name[len(_CONVERTER_PREFIX) :] for name in dir(cls) if name.startswith(_CONVERTER_PREFIX)
-        )
-        _converted_by_class[cls] = names
-    return names
+def _special_names(cls: type) -> frozenset[str]:
+    """
+    Attribute names whose assignment on a ``cls`` instance is more than a store, remembered per class.
+
+    Those ``cls`` converts (it has a ``_convert_<name>`` method) and those of data descriptors
+    (properties with a setter, such as ``dag``), which a plain ``__dict__`` store would bypass.
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        for name, attribute in vars(klass).items():
+            if name.startswith(_CONVERTER_PREFIX):
+                names.add(name[len(_CONVERTER_PREFIX) :])
+            elif hasattr(type(attribute), "__set__") or hasattr(type(attribute), "__delete__"):
+                names.add(name)
+    _special_names_by_class[cls] = frozenset(names)
+    return _special_names_by_class[cls]
 
 
 def init_setattr(self: Any, key: str, value: Any) -> None:
@@ -64,18 +71,22 @@ def init_setattr(self: Any, key: str, value: Any) -> None:
     ``BaseOperator.__setattr__``, minus its converter lookup for plain attributes during ``__init__``.
 
     Airflow's method looks up ``_convert_<key>`` on every assignment, which is most of its cost.
-    Here a converted attribute, and any assignment once the operator is built (where a templated
-    field may gain an ``XComArg`` upstream), goes through Airflow's method unchanged; any other
-    assignment during ``__init__`` has that method's other effects: the value is stored, and
-    recorded among the init kwargs (used to re-create mapped tasks) when it is one of them.
+    Here a converted or descriptor attribute, and any assignment once the operator is built (where
+    a templated field may gain an ``XComArg`` upstream), goes through Airflow's method unchanged;
+    any other assignment during ``__init__`` has that method's other effects: the value is stored
+    in the instance, and recorded among the init kwargs (used to re-create mapped tasks) when it is
+    one of them.
 
     :param key: the attribute name.
     :param value: the value assigned.
     """
-    if self._BaseOperator__instantiated or key in _converted_attributes(type(self)):
+    special = _special_names_by_class.get(type(self))
+    if special is None:
+        special = _special_names(type(self))
+    if key in special or self._BaseOperator__instantiated:
         BaseOperator.__setattr__(self, key, value)
         return
-    object.__setattr__(self, key, value)
+    self.__dict__[key] = value  # what object.__setattr__ does for a name no data descriptor holds
     if self._BaseOperator__from_mapped or self._lock_for_execution:
         return
     init_kwargs = self._BaseOperator__init_kwargs
@@ -116,10 +127,10 @@ def set_xcomargs_dependencies(operator: BaseOperator) -> None:
 
     :param operator: the operator just built.
     """
-    from airflow.sdk.definitions.xcom_arg import XComArg
-
     values = vars(operator)
     for field in operator.template_fields:
         value = values.get(field)
         if value is not None and not isinstance(value, (str, int, float)):
+            from airflow.sdk.definitions.xcom_arg import XComArg
+
             XComArg.apply_upstream_relationship(operator, value)

@@ -41,12 +41,12 @@ from airflow_provider_mps.capabilities import (
     STORE_COS_KEYS,
     get_model_capabilities,
 )
-from airflow_provider_mps.exceptions import MpsInvalidParameterError
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
     from airflow_provider_mps.capabilities import ModelCapabilities
+    from airflow_provider_mps.exceptions import MpsInvalidParameterError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,9 @@ _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 def _invalid(field: str, rule: str, value: object) -> MpsInvalidParameterError:
     """The error for ``field``: ``rule`` is a sentence fragment (``"must be ..."``) closed here."""
+    # Imported when a value is refused: a DAG file whose arguments pass never loads the module.
+    from airflow_provider_mps.exceptions import MpsInvalidParameterError
+
     return MpsInvalidParameterError(field, rule + ".", value)
 
 
@@ -481,7 +484,18 @@ def check_positive_seconds(field: str, value: object) -> None:
     :raises MpsInvalidParameterError: when ``value`` is not a number above 0 (``True`` is not a number).
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise MpsInvalidParameterError(field, "must be a number of seconds greater than 0.", value)
+        raise _invalid(field, "must be a number of seconds greater than 0", value)
+
+
+def check_rate_limit(value: object) -> None:
+    """
+    Refuse a ``rate_limit`` that is not a number of requests per second greater than 0.
+
+    :param value: the value given.
+    :raises MpsInvalidParameterError: naming ``rate_limit`` when ``value`` breaks the rule.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise _invalid("rate_limit", "must be a number of requests per second greater than 0", value)
 
 
 # Parse-time checks of literal request fields, remembered for the configurations already seen.
@@ -502,20 +516,23 @@ _passed_literal_keys: set[Hashable] = set()
 
 def _literal_key(value: Any) -> Hashable:
     """A hashable image of ``value`` that tells literal values apart exactly (``1`` from ``True``)."""
+    # List comprehensions and explicit tests, not generators: this runs for every operator parsed.
     if isinstance(value, str):
-        return _RUN_TIME if any(marker in value for marker in _TEMPLATE_MARKERS) else value
+        return _RUN_TIME if "{{" in value or "{%" in value or "{#" in value else value
     if value is None or isinstance(value, (bool, int, float)):
         return (type(value), value)
-    if isinstance(value, (list, tuple)):
-        return (type(value), tuple(_literal_key(item) for item in value))
     if isinstance(value, dict):
         return (
             dict,
             tuple(
-                (key if isinstance(key, str) else (type(key), key), _literal_key(item))
-                for key, item in value.items()
+                [
+                    (key if isinstance(key, str) else (type(key), key), _literal_key(item))
+                    for key, item in value.items()
+                ]
             ),
         )
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple([_literal_key(item) for item in value]))
     return _RUN_TIME
 
 
@@ -527,16 +544,21 @@ def check_literal_fields(fields: Mapping[str, Any], *, where: str = "") -> None:
     :param where: prefix for field names in error messages.
     :raises MpsInvalidParameterError: naming the first literal field that breaks a rule.
     """
-    given = {name: value for name, value in fields.items() if value is not None}
+    parts: list[Hashable] = [where]
+    for name, value in fields.items():
+        if value is not None:
+            parts.append(name)
+            parts.append(_literal_key(value))
+    key: tuple[Hashable, ...] | None = tuple(parts)
     try:
-        key: Hashable = (where, tuple((name, _literal_key(value)) for name, value in given.items()))
-        hash(key)
-    except TypeError:  # an unhashable literal (a float NaN is fine; this is a set or similar)
-        validate_literal_aigc_image_fields(given, where=where)
-        return
-    if key in _passed_literal_keys:
-        return
+        if key in _passed_literal_keys:
+            return
+    except TypeError:  # an unhashable literal (a set or similar): checked every time
+        key = None
+    given = {name: value for name, value in fields.items() if value is not None}
     validate_literal_aigc_image_fields(given, where=where)
+    if key is None:
+        return
     if len(_passed_literal_keys) >= _MAX_REMEMBERED:
         _passed_literal_keys.clear()
     _passed_literal_keys.add(key)

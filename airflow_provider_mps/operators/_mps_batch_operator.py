@@ -19,7 +19,7 @@ from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
 from airflow_provider_mps._parsing import operator_setattr, set_xcomargs_dependencies
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskTimeoutError
 from airflow_provider_mps.operators.mps import _NO_DEADLINE_SECONDS
-from airflow_provider_mps.validation import check_positive_seconds as _check_seconds
+from airflow_provider_mps.validation import check_positive_seconds as _check_seconds, check_rate_limit
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -129,10 +129,7 @@ class MpsCreateAigcImageTasksOperator(BaseOperator):
 
         validate_literal_batch(requests, shared_fields)
         _check_seconds("poll_interval", poll_interval)
-        if isinstance(rate_limit, bool) or not isinstance(rate_limit, (int, float)) or not rate_limit > 0:
-            raise MpsInvalidParameterError(
-                "rate_limit", "must be a number of requests per second greater than 0.", rate_limit
-            )
+        check_rate_limit(rate_limit)
         if timeout is not None:
             _check_seconds("timeout", timeout)
         if max_failed_items is not None and (

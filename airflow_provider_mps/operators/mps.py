@@ -18,11 +18,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
 from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr, set_xcomargs_dependencies
-from airflow_provider_mps.exceptions import MpsApiError, MpsInvalidParameterError
 from airflow_provider_mps.validation import (
     build_aigc_image_request,
     check_literal_fields,
     check_positive_seconds as _check_seconds,
+    check_rate_limit,
 )
 
 if TYPE_CHECKING:
@@ -189,10 +189,7 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
         _check_seconds("poll_interval", poll_interval)
         if timeout is not None:
             _check_seconds("timeout", timeout)
-        if isinstance(rate_limit, bool) or not isinstance(rate_limit, (int, float)) or not rate_limit > 0:
-            raise MpsInvalidParameterError(
-                "rate_limit", "must be a number of requests per second greater than 0.", rate_limit
-            )
+        check_rate_limit(rate_limit)
         # One dict update instead of 19 BaseOperator.__setattr__ calls, which during __init__ would
         # only re-record init kwargs that Airflow's wrapper records anyway.
         vars(self).update(
@@ -278,6 +275,9 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
 
     def submit_job(self, context: Context) -> JsonValue:
         """Create the MPS task; return ``{"TaskId", "RequestId"}`` for the task_state_store."""
+        # Imported here, as in get_job_status: parsing a DAG file does not need the exceptions.
+        from airflow_provider_mps.exceptions import MpsApiError
+
         # The hook logs the TaskId and RequestId, and warns when a failed create may have created a task.
         try:
             response = self.hook.submit_aigc_image_task(**self._request)
@@ -294,6 +294,8 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         """Describe the stored task; a task the service no longer knows reports ``NOT_FOUND``."""
+        from airflow_provider_mps.exceptions import MpsApiError
+
         job = _stored_job(external_id)
         try:
             result = self.hook.describe_aigc_image_task(job["TaskId"])
