@@ -7,5 +7,8 @@ __version__ = "0.1.0"
 #: The connection every MPS hook, operator, sensor and trigger uses unless told otherwise.
 DEFAULT_CONN_ID = "tencentcloud_mps_default"
 
+#: The service's quota, per account and action: 20 requests per second (the default rate limit).
+SERVICE_QUOTA_PER_SECOND = 20.0
+
 #: XCom key under which the operators and the sensor push the list of generated image URLs.
 IMAGE_URLS_XCOM_KEY = "image_urls"

@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps._parsing import operator_setattr, set_xcomargs_dependencies
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskTimeoutError
 from airflow_provider_mps.operators.mps import _NO_DEADLINE_SECONDS
@@ -119,7 +119,7 @@ class MpsCreateAigcImageTasksOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float | None = 3600.0,
-        rate_limit: float = 20.0,
+        rate_limit: float = SERVICE_QUOTA_PER_SECOND,
         max_failed_items: int | None = 0,
         durable: bool = True,
         **kwargs: Any,

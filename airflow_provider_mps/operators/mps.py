@@ -16,7 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr, set_xcomargs_dependencies
 from airflow_provider_mps.validation import (
     build_aigc_image_request,
@@ -165,7 +165,7 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float | None = 3600.0,
-        rate_limit: float = 20.0,
+        rate_limit: float = SERVICE_QUOTA_PER_SECOND,
         durable: bool = True,
         **kwargs: Any,
     ) -> None:

@@ -10,16 +10,11 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
-from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
-from airflow_provider_mps.exceptions import (
-    MpsTaskFailedError,
-    MpsTaskTimeoutError,
-    MpsTransientError,
-)
-from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger, validate_trigger_event
-from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
-from airflow_provider_mps.utils.task_id import validate_mps_task_id
+
+# The trigger module (with Airflow's airflow.triggers.base, ~5 ms), the exceptions and the TaskId
+# check are imported where the sensor runs: a DAG file is parsed again and again without them.
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,7 +58,7 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         mps_conn_id: str = DEFAULT_CONN_ID,
         region: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        rate_limit: float = DEFAULT_RATE,
+        rate_limit: float = SERVICE_QUOTA_PER_SECOND,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,6 +77,8 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Validate the TaskId, then poke (or reschedule) or check once and defer."""
+        from airflow_provider_mps.utils.task_id import validate_mps_task_id
+
         self.mps_task_id = validate_mps_task_id(self.mps_task_id)
         if not self.deferrable:
             return super().execute(context)
@@ -95,6 +92,8 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
             raise
         if done:
             return done.xcom_value if isinstance(done, PokeReturnValue) else None
+        from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
+
         self.log.info("Deferring until MPS task %s finishes", self.mps_task_id)
         self.defer(
             trigger=MpsAigcImageTaskTrigger(
@@ -115,6 +114,7 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
 
         :param context: the task context.
         """
+        from airflow_provider_mps.exceptions import MpsTaskFailedError, MpsTransientError
         from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
 
         try:
@@ -141,6 +141,10 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         :param context: the task context.
         :param event: the trigger event payload.
         """
+        from airflow_provider_mps.exceptions import MpsTaskFailedError, MpsTaskTimeoutError
+        from airflow_provider_mps.triggers.mps import validate_trigger_event
+        from airflow_provider_mps.utils.task_id import validate_mps_task_id
+
         # The fields are rendered afresh on resume: validate (and strip) the TaskId again.
         self.mps_task_id = validate_mps_task_id(self.mps_task_id)
         try:

@@ -28,10 +28,12 @@ import threading
 import time
 from typing import Protocol
 
+from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND
+
 log = logging.getLogger(__name__)
 
 #: The documented MPS quota of every AIGC action, in requests per second.
-DEFAULT_RATE = 20.0
+DEFAULT_RATE = SERVICE_QUOTA_PER_SECOND
 
 #: Share of the rate kept unused: calls are spaced ``1 / (rate * (1 - HEADROOM))`` seconds apart.
 HEADROOM = 0.05

@@ -49,3 +49,18 @@ def test_a_dag_file_of_create_operators_loads_only_what_parsing_needs():
     ):
         assert deferred not in loaded, deferred
     assert "airflow_provider_mps.validation" in loaded  # literal arguments are checked at parse time
+
+
+def test_a_dag_file_with_the_sensor_does_not_load_the_trigger_machinery():
+    loaded = set(_imported_after("from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor"))
+
+    # airflow.triggers.base alone costs ~5 ms; the sensor needs it only to defer.
+    for deferred in (
+        "airflow.triggers.base",
+        "airflow_provider_mps.triggers.mps",
+        "airflow_provider_mps.hooks.mps",
+        "airflow_provider_mps.links.mps",
+        "tencentcloud",
+    ):
+        assert deferred not in loaded, deferred
+    assert "airflow_provider_mps.sensors.mps" in loaded
