@@ -54,12 +54,50 @@ with DAG("bench_parse_mps_batch", schedule=None, start_date=pendulum.datetime(20
             shared_fields={{"model_name": "GEM", "extra_parameters": {{"AspectRatio": "1:1"}}}},
         )
 """,
+    # A production shape: create -> wait -> store chains, the same number of operators in all.
+    "mps_pipeline": _HEADER
+    + """from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
+from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
+
+with DAG("bench_parse_mps_pipeline", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
+    for n in range(0, {count}, 3):
+        create = MpsCreateAigcImageTaskOperator(
+            task_id=f"create_{{n}}",
+            prompt=f"Studio photo of product {{n}} for {{{{{{{{ ds }}}}}}}}",
+            model_name="GEM",
+            extra_parameters={{"AspectRatio": "1:1", "OutputFormat": "png"}},
+        )
+        if n + 1 < {count}:
+            MpsAigcImageTaskSensor(task_id=f"wait_{{n}}", mps_task_id=create.output, deferrable=True)
+        if n + 2 < {count}:
+            MpsAigcImagesToObjectStorageOperator(
+                task_id=f"store_{{n}}",
+                mps_task_id=create.output,
+                destination="file:///data/images/{{{{ ds }}}}",
+            )
+""",
     "bash": _HEADER
     + """from airflow.providers.standard.operators.bash import BashOperator
 
 with DAG("bench_parse_bash", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
     for n in range({count}):
         BashOperator(task_id=f"product_{{n}}", bash_command=f"echo product {{n}} for {{{{{{{{ ds }}}}}}}}")
+""",
+    # The same chains of BashOperators: create, then wait, then store, each downstream of the last.
+    "bash_pipeline": _HEADER
+    + """from airflow.providers.standard.operators.bash import BashOperator
+
+with DAG("bench_parse_bash_pipeline", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
+    for n in range(0, {count}, 3):
+        create = BashOperator(
+            task_id=f"create_{{n}}", bash_command=f"echo product {{n}} for {{{{{{{{ ds }}}}}}}}"
+        )
+        pull = "echo {{{{ ti.xcom_pull('create') }}}}"
+        if n + 1 < {count}:
+            create >> BashOperator(task_id=f"wait_{{n}}", bash_command=pull)
+        if n + 2 < {count}:
+            create >> BashOperator(task_id=f"store_{{n}}", bash_command=pull)
 """,
     "empty": _HEADER
     + """from airflow.providers.standard.operators.empty import EmptyOperator
@@ -69,6 +107,9 @@ with DAG("bench_parse_empty", schedule=None, start_date=pendulum.datetime(2025, 
         EmptyOperator(task_id=f"product_{{n}}")
 """,
 }
+
+#: Files of one operator class: their marginal cost per operator is reported too.
+HOMOGENEOUS = ("mps", "mps_batch", "bash", "empty")
 
 #: What one measuring process runs: the DAG processor's steps for one file, timed.
 _CHILD = r"""
@@ -151,12 +192,19 @@ def main(argv: list[str] | None = None) -> int:
             median([run["parse"] + run["serialize"] for run in runs]) * 1000,
             "ms",
         )
-    for kind in DAG_FILES:
+    for kind in HOMOGENEOUS:
         marginal = (figures.raw[f"{kind}.parse_median_ms"] - figures.raw[f"{kind}_one.parse_median_ms"]) / (
             count - 1
         )
         figures.record(f"{kind}.per_operator_us", marginal * 1000, "us")
-    sdk = sorted({module for run in samples["mps"] + samples["mps_batch"] for module in run["sdk_modules"]})
+    sdk = sorted(
+        {
+            module
+            for kind in ("mps", "mps_batch", "mps_pipeline")
+            for run in samples[kind]
+            for module in run["sdk_modules"]
+        }
+    )
     figures.record("tencentcloud_modules_after_parsing", sdk)
 
     def parse(kind: str, *, serialize: bool = False) -> float:
@@ -182,6 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     figures.ratio(
         "mps_batch_over_bash", parse("mps_batch") / parse("bash"), what="parse time, 100 batch vs 100 Bash"
+    )
+    figures.ratio(
+        "mps_pipeline_over_bash_pipeline",
+        parse("mps_pipeline") / parse("bash_pipeline"),
+        what="parse time, 34 create -> sensor / transfer chains vs the same chains of BashOperators",
+    )
+    figures.ratio(
+        "mps_pipeline_over_bash_pipeline_with_serialization",
+        parse("mps_pipeline", serialize=True) / parse("bash_pipeline", serialize=True),
+        what="parse + serialize, the same two pipelines",
     )
     if sdk:
         figures.note(f"Parsing imported the Tencent SDK: {sdk}.")

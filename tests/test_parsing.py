@@ -166,3 +166,16 @@ def test_extra_links_are_built_on_first_read_and_serialized():
         "MPS Generated Image": "_link_MpsAigcImageLink",
         "MPS Console": "_link_MpsConsoleTaskLink",
     }
+
+
+def test_the_sensor_timeout_comes_from_default_args_then_from_the_sensors_config():
+    from airflow.sdk.configuration import conf
+
+    with DAG("parsing_sensor_timeout", schedule=None, start_date=START, default_args={"timeout": 30}):
+        from_default_args = MpsAigcImageTaskSensor(task_id="a", mps_task_id="x")
+        given = MpsAigcImageTaskSensor(task_id="b", mps_task_id="x", timeout=45)
+    with DAG("parsing_sensor_no_timeout", schedule=None, start_date=START):
+        from_config = MpsAigcImageTaskSensor(task_id="c", mps_task_id="x")
+
+    assert (from_default_args.timeout, given.timeout) == (30, 45)
+    assert from_config.timeout == conf.getfloat("sensors", "default_timeout")

@@ -18,10 +18,15 @@ from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from airflow.sdk import Context
 
     from airflow_provider_mps.hooks.mps import MpsHook
+
+
+#: ``[sensors] default_timeout``, read once: Airflow's base sensor reads it for each sensor built.
+_DEFAULT_TIMEOUT = conf.getfloat("sensors", "default_timeout", fallback=7 * 24 * 3600.0)
 
 
 class MpsAigcImageTaskSensor(BaseSensorOperator):
@@ -44,6 +49,9 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of on a worker.
     :param rate_limit: the most ``DescribeAigcImageTask`` calls per second the trigger's shared
         limiter allows for this account (deferrable mode).
+    :param timeout: seconds (or a ``timedelta``) to wait before failing; defaults to
+        ``[sensors] default_timeout``, read once when this module is imported (as the
+        ``deferrable`` default is) rather than by every sensor built while parsing a DAG file.
     """
 
     template_fields: Sequence[str] = ("mps_task_id",)
@@ -59,9 +67,10 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         region: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         rate_limit: float = SERVICE_QUOTA_PER_SECOND,
+        timeout: timedelta | float | None = _DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(timeout=timeout, **kwargs)
         self.mps_task_id = mps_task_id
         self.mps_conn_id = mps_conn_id
         self.region = region

@@ -21,9 +21,10 @@ from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
 from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
-from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskFailedError
-from airflow_provider_mps.utils.task_id import validate_mps_task_id
 from airflow_provider_mps.validation import check_positive_seconds
+
+# The exceptions and the TaskId check are imported in the methods that run the transfer: a DAG
+# file is parsed again and again without needing them.
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -162,6 +163,8 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         """Wait for the task if asked to, then copy each image and return what was written."""
         import httpx
 
+        from airflow_provider_mps.utils.task_id import validate_mps_task_id
+
         mps_task_id = self.mps_task_id = validate_mps_task_id(self.mps_task_id)
         # The destination is checked before the service is polled: a wait of minutes must not end
         # in an error that was detectable at once (and that Airflow would retry).
@@ -190,6 +193,8 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         :raises MpsInvalidParameterError: naming ``destination`` when it is blank, has a scheme no
             installed filesystem serves, or is a local folder that cannot be created or written.
         """
+        from airflow_provider_mps.exceptions import MpsInvalidParameterError
+
         destination = self.destination
         if not isinstance(destination, str) or not destination.strip():
             raise MpsInvalidParameterError(
@@ -232,6 +237,7 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         return folder
 
     def _finished_image_urls(self, mps_task_id: str) -> list[str]:
+        from airflow_provider_mps.exceptions import MpsError, MpsTaskFailedError
         from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
 
         if self.wait_for_completion:
@@ -259,6 +265,8 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         self, client: httpx.Client, url: str, folder: ObjectStoragePath, index: int, mps_task_id: str
     ) -> dict[str, Any]:
         import httpx
+
+        from airflow_provider_mps.exceptions import MpsError
 
         def failure(reason: str) -> MpsError:
             return MpsError(f"Could not save image {index} of MPS task {mps_task_id} from {url}: {reason}")
