@@ -8,7 +8,8 @@ and every operator's ``__init__`` are paid on each parse.  Three measures (figur
 
 * :func:`init_setattr`, the operators' ``__setattr__``: the same effects as
   ``BaseOperator.__setattr__`` without its per-assignment converter lookup while ``__init__``
-  runs (about 60 assignments per operator).  It is only installed when Airflow's
+  runs (about 60 assignments per operator); converted and descriptor attributes still go
+  through Airflow's method.  It is only installed when Airflow's
   ``BaseOperator.__setattr__`` is the one it was checked against (:data:`FAST_INIT_SETATTR`);
   otherwise the operators keep Airflow's own.
 * :class:`LazyExtraLinks`: ``operator_extra_links`` that imports the link classes (and Airflow's

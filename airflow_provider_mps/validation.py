@@ -8,7 +8,12 @@ One function set shared by every submitter (the single-task operator, batch subm
   :class:`~airflow_provider_mps.exceptions.MpsInvalidParameterError` naming the field, the value
   and the rule.
 * :func:`validate_literal_aigc_image_fields` runs the same checks at DAG parse time on the values
-  that are already final (no Jinja, no ``XComArg``), so an obviously wrong DAG is an import error.
+  that are already final (no Jinja, no ``XComArg``), so an obviously wrong DAG is an import error;
+  :func:`check_literal_fields` is its per-process memory, which the operators call.
+* :func:`check_positive_seconds` and :func:`check_rate_limit` check the operators' own knobs.
+
+Parsing a DAG file loads this module (for the literal checks) but not the exceptions module,
+which is imported only when a value is refused.
 
 Values coming out of templates are accepted in the shapes templates produce: numbers where text
 belongs become text, ``"true"``/``"false"`` become booleans, digit strings become integers, and

@@ -8,7 +8,8 @@ names (``[dag_processor] parsing_pre_import_modules``, on by default; a provider
 file is parsed into a DagBag and serialized.  The three files are measured in turn, many times,
 and the medians compared.  The MPS file's process must end without ``tencentcloud`` imported.
 
-Run: ``.venv/bin/python -m bench.parse_cost`` (``--tiny`` for a quick check).
+Run: ``.venv/bin/python -m bench.parse_cost`` (``--tiny`` for a quick check; ``--preload`` to measure a
+deployment whose ``airflow_local_settings.py`` imports the provider before the DAG processor forks).
 """
 
 from __future__ import annotations
@@ -139,7 +140,14 @@ print(json.dumps({
 """
 
 
-def measure(path: Path, pycache: Path) -> dict:
+#: ``airflow_local_settings.py`` of ``--preload``: the DAG processor's parent imports it with Airflow.
+_PRELOAD_SETTINGS = """import airflow_provider_mps.operators.mps
+import airflow_provider_mps.sensors.mps
+import airflow_provider_mps.transfers.mps_to_object_storage
+"""
+
+
+def measure(path: Path, pycache: Path, airflow_home: Path | None = None) -> dict:
     """
     Parse ``path`` once in a fresh process, as the DAG processor would.
 
@@ -148,6 +156,8 @@ def measure(path: Path, pycache: Path) -> dict:
     """
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    if airflow_home is not None:
+        env["AIRFLOW_HOME"] = str(airflow_home)
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, str(path)],
         capture_output=True,
@@ -163,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[1])
     parser.add_argument("--repetitions", type=int, default=15, help="fresh processes per DAG file")
     parser.add_argument("--operators", type=int, default=OPERATORS, help="operators per DAG file")
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="measure a deployment whose airflow_local_settings.py imports the provider's modules",
+    )
     args = parser.parse_args(argv)
     repetitions = 2 if args.tiny else args.repetitions
     count = 5 if args.tiny else args.operators
@@ -170,7 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     figures = Figures("parse_cost")
     figures.record("operators_per_dag", count)
     figures.record("repetitions", repetitions)
+    figures.record("provider_preloaded_by_airflow_local_settings", args.preload)
     with tempfile.TemporaryDirectory(prefix="mps-bench-parse-") as folder:
+        airflow_home = None
+        if args.preload:
+            airflow_home = Path(folder) / "airflow_home"
+            (airflow_home / "config").mkdir(parents=True)
+            (airflow_home / "config" / "airflow_local_settings.py").write_text(_PRELOAD_SETTINGS)
         paths = {}
         for kind, template in DAG_FILES.items():
             # The same file with one operator: its parse time is the fixed cost (imports, the DAG).
@@ -179,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
                 paths[kind + suffix].write_text(template.format(count=size))
         pycache = Path(folder) / "pycache"
         for path in paths.values():  # warm-up: fills the bytecode cache, not measured
-            measure(path, pycache)
+            measure(path, pycache, airflow_home)
         samples: dict[str, list[dict]] = {kind: [] for kind in paths}
         for _ in range(repetitions):
             for kind, path in paths.items():  # interleaved, so drift hits every kind alike
-                samples[kind].append(measure(path, pycache))
+                samples[kind].append(measure(path, pycache, airflow_home))
     for kind, runs in samples.items():
         assert all(run["tasks"] == (1 if kind.endswith("_one") else count) for run in runs), kind
         figures.record(f"{kind}.parse_median_ms", median([run["parse"] for run in runs]) * 1000, "ms")
