@@ -1,5 +1,5 @@
 """
-What each MPS AIGC image model accepts, in one table.
+What each MPS AIGC image model accepts, in one table, and the key names of the structured fields.
 
 Sources: the published ``CreateAigcImageTask`` reference (2025-12-31: Hunyuan, GEM 2.5/3.0 with up
 to 3 reference images, Jimeng 4.0, Qwen) and the docstrings of the installed

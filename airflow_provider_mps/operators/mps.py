@@ -63,7 +63,7 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
     deferrable operator with ``wait_for_completion=False`` does not defer.
 
     Re-attach: :meth:`execute` runs Airflow's ``ResumableJobMixin.execute_resumable`` (Airflow
-    3.3+), so the TaskId and RequestId are kept in the task's ``task_state_store`` as soon as the
+    3.3+): the TaskId and RequestId are kept in the task's ``task_state_store`` as soon as the
     task is created, so a retried try picks up a task that is still running or
     ``DONE`` instead of paying for a second one; a ``FAIL``-ed or vanished task is created anew.
     The stored TaskId is dropped when the operator succeeds, so clearing a successful task
