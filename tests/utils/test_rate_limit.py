@@ -55,10 +55,10 @@ def test_rate_must_be_a_positive_number(rate):
     assert str(error.value) == expected
 
 
-def test_the_interval_keeps_five_percent_headroom_under_the_rate():
+def test_the_interval_keeps_ten_percent_headroom_under_the_rate():
     limiter = RateLimiter(rate=20)
 
-    assert (limiter.rate, limiter.interval, HEADROOM) == (20.0, 1 / 19, 0.05)
+    assert (limiter.rate, limiter.interval, HEADROOM) == (20.0, 1 / 18, 0.10)
 
 
 def test_first_call_goes_through_at_once_and_the_next_waits_one_interval():
@@ -218,6 +218,6 @@ def test_creates_keep_less_headroom_than_describes_so_batches_stay_near_the_quot
         create = get_rate_limiter("account@endpoint", "CreateAigcImageTask", rate=20)
         describe = get_rate_limiter("account@endpoint", "DescribeAigcImageTask", rate=20)
 
-        assert (create.interval, describe.interval) == (1 / 19.5, 1 / 19)
+        assert (create.interval, describe.interval) == (1 / 19.5, 1 / 18)
     finally:
         clear_rate_limiters()
