@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-    from airflow.sdk import BaseOperatorLink
+    from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 #: The names ``BaseOperator.__setattr__`` reads, in the Airflow versions :func:`init_setattr`
 #: reproduces (3.3): a change to that method changes them, and the fast path is then left out.

@@ -17,7 +17,7 @@ say what a caller should do next:
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 #: Error-code prefixes the service uses for conditions that clear up on their own.
 TRANSIENT_ERROR_CODE_PREFIXES: tuple[str, ...] = (

@@ -8,7 +8,7 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_mps import DEFAULT_CONN_ID
 from airflow_provider_mps.exceptions import (
@@ -45,6 +45,7 @@ from airflow_provider_mps.hooks._mps_errors import (
     to_mps_error,
 )
 from airflow_provider_mps.hooks._sdk_logging import guard_sdk_logger
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Hashable
@@ -83,12 +84,14 @@ _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 
 async def _amask_secret(secret: str) -> None:
     """Register ``secret`` with the masker from async code (``amask_secret`` is Airflow 3.3+)."""
-    from airflow.sdk import log
+    if AIRFLOW_V_3_3_PLUS:
+        from airflow.sdk.log import amask_secret
 
-    if amask := getattr(log, "amask_secret", None):
-        await amask(secret)
-    else:  # Airflow < 3.3: mask_secret is safe to call from async code there.
-        log.mask_secret(secret)
+        await amask_secret(secret)
+    else:  # Before 3.3, mask_secret does not call the supervisor and is safe from async code.
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(secret)
 
 
 #: Characters of the prompt quoted in the orphan-task WARNING, to find the task in the console.
@@ -188,7 +191,7 @@ class MpsHook(BaseHook):
     @property
     def settings(self) -> MpsConnectionSettings:
         """The validated connection (read on first use; its secrets are registered for masking)."""
-        from airflow.sdk.log import mask_secret
+        from airflow.providers.common.compat.sdk import mask_secret
 
         with self._lock:
             if self._settings is None:
@@ -227,7 +230,7 @@ class MpsHook(BaseHook):
     @property
     def credential(self) -> ResolvedCredential:
         """The credential the clients sign with: the connection's keys or the SDK's chain."""
-        from airflow.sdk.log import mask_secret
+        from airflow.providers.common.compat.sdk import mask_secret
 
         credential, fresh = self._resolve_credential(self.settings)
         if fresh:

@@ -12,20 +12,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from airflow.sdk import BaseOperatorLink
+from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 from airflow_provider_mps import IMAGE_URLS_XCOM_KEY
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator
-    from airflow.sdk.types import TaskInstanceKey
+    from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
 
 #: Page of the MPS console that lists AIGC tasks ("AIGC Content Generation" → task management).
 MPS_CONSOLE_AIGC_TASK_URL = "https://console.cloud.tencent.com/mps/aigc/task"
 
 
 def _get_xcom(ti_key: TaskInstanceKey, key: str) -> Any:
-    from airflow.sdk.execution_time.xcom import XCom
+    from airflow.providers.common.compat.sdk import XCom
 
     return XCom.get_value(ti_key=ti_key, key=key)
 

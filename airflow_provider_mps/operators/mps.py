@@ -12,9 +12,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr, set_xcomargs_dependencies
@@ -28,7 +26,7 @@ from airflow_provider_mps.validation import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
     from pydantic import JsonValue
 
     from airflow_provider_mps.hooks.mps import MpsHook

@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.sdk import Asset, BaseOperator, ObjectStoragePath
+from airflow.providers.common.compat.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
 from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import httpx
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_mps.hooks.mps import MpsHook
 
