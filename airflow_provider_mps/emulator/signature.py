@@ -4,6 +4,11 @@ TC3-HMAC-SHA256 request verification, as Tencent Cloud API 3.0 documents it.
 The signature is recomputed from what was actually received: the raw body bytes (never a
 re-serialised JSON document: ``json.dumps`` escapes non-ASCII, so re-encoding would change the
 hash), the headers the client listed in ``SignedHeaders`` and the request path and query.
+
+Official SDKs differ in two details the published algorithm leaves open, and each variant is
+accepted: header values signed lower-cased or verbatim (Python signs them verbatim), and the
+``host`` header signed as sent or without its port (Node.js signs ``URL.hostname`` but sends
+``URL.host``, so on any port but the default the two differ).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 _CREDENTIAL = re.compile(r"^(?P<secret_id>[^/]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[^/]+)/tc3_request$")
 _SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
+_HOST_WITH_PORT = re.compile(r"^(?P<name>\[[^\]]*\]|[^:\[\]]*):\d+$")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,20 @@ def secret_id_of(value: str | None) -> str | None:
         return parse_authorization(value).secret_id
     except AuthFailureError:
         return None
+
+
+def host_forms(host: str) -> tuple[str, ...]:
+    """
+    Return the ``host`` header values a client may have signed for a request sent with ``host``.
+
+    That is the value as sent, then, when it carries a port, the same without it:
+    ``127.0.0.1:9100`` gives ``("127.0.0.1:9100", "127.0.0.1")`` and ``[::1]:9100`` gives
+    ``("[::1]:9100", "[::1]")``.  A value without a port gives only itself.
+
+    :param host: the received ``Host`` header.
+    """
+    match = _HOST_WITH_PORT.match(host.strip())
+    return (host, match["name"]) if match else (host,)
 
 
 def canonical_request(
@@ -158,7 +178,8 @@ def verify_request(
     Verify a signed API request and return the caller's SecretId.
 
     Checks, in order: the Authorization header's form, the timestamp's skew, the SecretId, the
-    signature, the token.
+    signature, the token.  The signature passes when it matches the canonical request under any
+    of the SDK variants the module docstring lists; every candidate is compared, in constant time.
 
     :param method: HTTP method.
     :param path: request path (the canonical URI).
@@ -219,13 +240,14 @@ def verify_request(
                     method=method,
                     path=path,
                     query=query,
-                    headers=headers,
+                    headers={**headers, "host": host},
                     signed_headers=auth.signed_headers,
                     payload=payload,
                     lowercase_values=lowercase,
                 ),
             ),
         )
+        for host in host_forms(headers.get("host", ""))
         for lowercase in (True, False)
     }
     # Compare against every candidate so the time taken does not depend on which one matched.

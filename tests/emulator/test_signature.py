@@ -14,6 +14,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.http.request import RequestInternal
 
 from airflow_provider_mps.emulator import signature
+from airflow_provider_mps.emulator.exceptions import AuthFailureError
 from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
 from tests.emulator.sdk import async_client, create, describe_request, sync_client
 from tests.emulator.tc3 import signed_post, tc3_signature
@@ -107,6 +108,84 @@ def test_verification_follows_the_received_signed_headers():
     )
 
     assert secret_id == "AKIDkat"
+
+
+# Tencent's Node.js SDK signs `host` as `URL.hostname` (no port) but sends `URL.host` (with it).
+SENT_HOST = "mps.emulator.localhost:54321"
+
+
+def verify_with_host(
+    signed_host: str, *, sent_host: str = SENT_HOST, secret_key: str = KAT_SECRET_KEY
+) -> str:
+    signed = tc3_signature(
+        secret_key,
+        KAT_TIMESTAMP,
+        "mps",
+        f"content-type:application/json\nhost:{signed_host}\n",
+        "content-type;host",
+        KAT_BODY,
+    )
+    headers = {
+        "content-type": "application/json",
+        "host": sent_host,
+        "x-tc-timestamp": str(KAT_TIMESTAMP),
+        "authorization": "TC3-HMAC-SHA256 Credential=AKIDkat/2023-11-14/mps/tc3_request, "
+        f"SignedHeaders=content-type;host, Signature={signed}",
+    }
+    return signature.verify_request(
+        method="POST",
+        path="/",
+        query="",
+        headers=headers,
+        body=KAT_BODY,
+        secret_key_for={"AKIDkat": KAT_SECRET_KEY}.get,
+        token_for=lambda _: None,
+        now=KAT_TIMESTAMP + 10,
+    )
+
+
+@pytest.mark.parametrize(
+    "signed_host", [SENT_HOST, "mps.emulator.localhost"], ids=["with-port", "without-port"]
+)
+def test_host_signed_with_or_without_its_port_passes(signed_host):
+    assert verify_with_host(signed_host) == "AKIDkat"
+
+
+@pytest.mark.parametrize(
+    ("signed_host", "sent_host", "secret_key"),
+    [
+        ("mps.emulator.localhost", SENT_HOST, "not-the-key"),
+        ("mps.emulator.localhost:9100", SENT_HOST, KAT_SECRET_KEY),
+        ("mps.other.localhost", SENT_HOST, KAT_SECRET_KEY),
+        ("mps.emulator", SENT_HOST, KAT_SECRET_KEY),
+        (SENT_HOST, "mps.emulator.localhost", KAT_SECRET_KEY),
+    ],
+    ids=["portless-wrong-key", "other-port", "other-name", "name-cut-short", "port-not-sent"],
+)
+def test_host_signed_as_anything_but_the_sent_host_or_its_name_is_signature_failure(
+    signed_host, sent_host, secret_key
+):
+    with pytest.raises(AuthFailureError) as info:
+        verify_with_host(signed_host, sent_host=sent_host, secret_key=secret_key)
+
+    assert info.value.code == "AuthFailure.SignatureFailure"
+
+
+@pytest.mark.parametrize(
+    ("host", "forms"),
+    [
+        ("127.0.0.1:9100", ("127.0.0.1:9100", "127.0.0.1")),
+        ("mps.emulator.localhost:80", ("mps.emulator.localhost:80", "mps.emulator.localhost")),
+        ("[::1]:9100", ("[::1]:9100", "[::1]")),
+        ("mps.tencentcloudapi.com", ("mps.tencentcloudapi.com",)),
+        ("[::1]", ("[::1]",)),
+        ("::1", ("::1",)),
+        ("127.0.0.1:", ("127.0.0.1:",)),
+        ("", ("",)),
+    ],
+)
+def test_host_forms_are_the_sent_host_then_its_name_without_the_port(host, forms):
+    assert signature.host_forms(host) == forms
 
 
 def test_documented_example_intermediate_hashes():
