@@ -1,10 +1,13 @@
 """
-The ``tencentcloud_mps`` connection form, declared once.
+The ``tencentcloud_mps`` connection form, declared once for every Airflow line.
 
 Airflow 3.2+ reads ``conn-fields`` and ``ui-field-behaviour`` from provider info without
-importing the hook; :meth:`MpsHook.get_ui_field_behaviour` returns the same behaviour in the
-classic shape.  This module is imported by ``get_provider_info`` at every Airflow start, so it
-stays free of heavy imports.
+importing the hook.  Airflow 2.11 to 3.1 ask the hook instead:
+:meth:`MpsHook.get_connection_form_widgets` builds WTForms fields from the same ``CONN_FIELDS``
+(:func:`connection_form_widgets`), and :meth:`MpsHook.get_ui_field_behaviour` returns the same
+behaviour in the classic shape (:func:`classic_ui_field_behaviour`).  This module is imported by
+``get_provider_info`` at every Airflow start, so it stays free of heavy imports: WTForms and
+Flask-AppBuilder are imported only when a form is built.
 """
 
 from __future__ import annotations
@@ -84,3 +87,42 @@ def classic_ui_field_behaviour() -> dict[str, Any]:
         "relabeling": dict(RELABELING),
         "placeholders": dict(PLACEHOLDERS),
     }
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """
+    Return ``CONN_FIELDS`` as the WTForms fields ``BaseHook.get_connection_form_widgets`` returns.
+
+    Airflow 2.11 renders them in its Flask-AppBuilder form; the UIs of Airflow 3.0 and 3.1 turn
+    them into form fields by swapping WTForms' classes for stand-ins while they call this, so the
+    names are imported here, at call time, never at module import.  A password ``format`` gives a
+    ``PasswordField``, a number type an ``IntegerField`` (the classic form has no float field;
+    whole seconds are stored), anything else a ``StringField``; ``enum`` and ``minimum`` become
+    validators.
+    """
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from wtforms import IntegerField, PasswordField, StringField
+    from wtforms.validators import NumberRange, Optional, any_of
+
+    widgets: dict[str, Any] = {}
+    for name, spec in CONN_FIELDS.items():
+        schema = spec["schema"]
+        validators: list[Any] = [Optional()]
+        if "enum" in schema:
+            validators.append(any_of(schema["enum"]))
+        if "minimum" in schema:
+            validators.append(NumberRange(min=schema["minimum"]))
+        options = {"description": spec["description"], "default": schema.get("default")}
+        if schema.get("format") == "password":
+            widgets[name] = PasswordField(
+                spec["label"], validators=validators, widget=BS3PasswordFieldWidget(), **options
+            )
+        elif "number" in schema["type"] or "integer" in schema["type"]:
+            widgets[name] = IntegerField(
+                spec["label"], validators=validators, widget=BS3TextFieldWidget(), **options
+            )
+        else:
+            widgets[name] = StringField(
+                spec["label"], validators=validators, widget=BS3TextFieldWidget(), **options
+            )
+    return widgets

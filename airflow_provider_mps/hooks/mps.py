@@ -35,7 +35,10 @@ from airflow_provider_mps.hooks._mps_connection import (
     settings_from_connection,
     unknown_extras,
 )
-from airflow_provider_mps.hooks._mps_connection_form import classic_ui_field_behaviour
+from airflow_provider_mps.hooks._mps_connection_form import (
+    classic_ui_field_behaviour,
+    connection_form_widgets,
+)
 from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, resolve_credential
 from airflow_provider_mps.hooks._mps_errors import (
     backoff_delay,
@@ -83,15 +86,22 @@ _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
 
 
 async def _amask_secret(secret: str) -> None:
-    """Register ``secret`` with the masker from async code (``amask_secret`` is Airflow 3.3+)."""
+    """
+    Register ``secret`` with the masker from async code (a trigger's event loop).
+
+    Airflow 3.3 has ``amask_secret``.  Before it, the sync ``mask_secret`` tells the supervisor
+    through a blocking call that fails on the event loop's thread (Airflow 3.0 raises; 3.1 drops
+    the message), so it runs in a worker thread, as common-compat's ``get_async_extra_dejson`` does.
+    """
     if AIRFLOW_V_3_3_PLUS:
         from airflow.sdk.log import amask_secret
 
         await amask_secret(secret)
-    else:  # Before 3.3, mask_secret does not call the supervisor and is safe from async code.
+    else:
         from airflow.providers.common.compat.sdk import mask_secret
+        from asgiref.sync import sync_to_async
 
-        mask_secret(secret)
+        await sync_to_async(mask_secret)(secret)
 
 
 #: Characters of the prompt quoted in the orphan-task WARNING, to find the task in the console.
@@ -114,6 +124,10 @@ def _check_seconds(field: str, value: object, *, minimum: float | None) -> None:
         raise MpsInvalidParameterError(field, "must be a number of seconds greater than 0.", value)
     if minimum is not None and not (is_number and value >= minimum):  # type: ignore[operator]
         raise MpsInvalidParameterError(field, f"must be a number of seconds, {minimum:g} or more.", value)
+
+
+def _rate_limit_key(credential: ResolvedCredential, settings: MpsConnectionSettings) -> str:
+    return f"{credential.secret_id()}@{settings.endpoint}"
 
 
 class MpsHook(BaseHook):
@@ -165,8 +179,21 @@ class MpsHook(BaseHook):
     # -- connection ---------------------------------------------------------------------------
 
     @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """
+        Return the connection form's extra fields as WTForms fields (Airflow 2.11 to 3.1).
+
+        Airflow 3.2+ reads the same fields from provider info (``conn-fields``) and does not call this.
+        """
+        return connection_form_widgets()
+
+    @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Return the connection form's relabelled, hidden and placeholder fields (Airflow < 3.2)."""
+        """
+        Return the connection form's relabelled, hidden and placeholder fields (Airflow 2.11 to 3.1).
+
+        Airflow 3.2+ reads the same behaviour from provider info (``ui-field-behaviour``).
+        """
         return classic_ui_field_behaviour()
 
     def _settings_from(self, conn: Any, extras: dict[str, Any]) -> MpsConnectionSettings:
@@ -203,10 +230,22 @@ class MpsHook(BaseHook):
             return self._settings
 
     async def _asettings(self) -> MpsConnectionSettings:
+        """
+        The validated connection, read without blocking the event loop (for triggers).
+
+        A sync ``get_connection`` on a triggerer's event loop fails on Airflow 3.0, so the
+        connection and its extra are read through common-compat, which picks the way each line
+        allows: ``aget_connection`` / ``aextra_dejson`` on 3.3, the sync calls in a worker thread
+        before.
+        """
         if self._settings is None:
-            conn = await self.aget_connection(self.mps_conn_id)
-            # Connection.aextra_dejson arrived in Airflow 3.3; parsing the extra is pure CPU work.
-            extras = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else conn.extra_dejson
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.mps_conn_id, self)
+            extras = await get_async_extra_dejson(conn)
             settings = self._settings_from(conn, extras)
             for secret in settings.secrets():
                 await _amask_secret(secret)
@@ -252,7 +291,14 @@ class MpsHook(BaseHook):
     @property
     def rate_limit_key(self) -> str:
         """A non-secret key naming the account and endpoint, ``<SecretId>@<endpoint>``."""
-        return f"{self.credential.secret_id()}@{self.settings.endpoint}"
+        return _rate_limit_key(self.credential, self.settings)
+
+    async def arate_limit_key(self) -> str:
+        """Async :attr:`rate_limit_key`: the connection is read without blocking the event loop."""
+        settings = await self._asettings()
+        credential = await self._acredential()
+        # A role credential may refresh itself over the network: keep that off the event loop.
+        return await asyncio.to_thread(_rate_limit_key, credential, settings)
 
     # -- SDK clients --------------------------------------------------------------------------
 

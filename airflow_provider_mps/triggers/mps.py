@@ -119,8 +119,8 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task is terminal, the deadline passes or a hard error occurs."""
         try:
-            # The connection is looked up synchronously; keep that off the event loop.
-            key = await asyncio.to_thread(lambda: self.hook.rate_limit_key)
+            # The connection is read asynchronously (a sync lookup on the event loop fails on 3.0).
+            key = await self.hook.arate_limit_key()
             # Get the (shared) SDK client before the first slot, so the slot is spent on the call.
             await self.hook.aget_conn()
         except Exception as error:  # a missing or unusable connection: nothing to retry
@@ -355,7 +355,7 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll rounds until every task is final, the deadline passes or a hard error occurs."""
         try:
-            key = await asyncio.to_thread(lambda: self.hook.rate_limit_key)
+            key = await self.hook.arate_limit_key()
             await self.hook.aget_conn()  # before the first slot (see MpsAigcImageTaskTrigger.run)
         except Exception as error:  # a missing or unusable connection: nothing to retry
             yield self._event("error", {}, f"Cannot poll MPS tasks with {self.mps_conn_id!r}: {error}")
