@@ -46,11 +46,16 @@ DEFAULT_IMAGE_BASE = "file://" + os.path.join(
     tags=["example", "tencentcloud", "mps"],
     doc_md=__doc__,
     params={
+        # Optional (it allows null): the form neither marks it required nor blocks "Trigger" when
+        # it is left empty.
         "limit": Param(
-            0,
+            None,
             title="Rows",
-            description="Generate images for the first N catalogue rows only; 0 for the whole catalogue.",
-            type="integer",
+            description=(
+                "Optional. Generate images for the first N rows of data/catalogue.csv only, e.g. 5 to "
+                "try the DAG; leave empty (or 0) for the whole catalogue, one image per row."
+            ),
+            type=["null", "integer"],
             minimum=0,
         ),
     },

@@ -37,56 +37,84 @@ from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
         "prompt": Param(
             "A cozy reading nook by a rainy window, warm lamp light, watercolor",
             title="Prompt",
-            description=f"What to draw, at most {MAX_PROMPT_CHARACTERS} characters.",
+            description=(
+                f"What to draw, in any language and over several lines if you like: "
+                f"1 to {MAX_PROMPT_CHARACTERS} characters."
+            ),
             type="string",
             format="multiline",
             minLength=1,
             maxLength=MAX_PROMPT_CHARACTERS,
         ),
-        "model_name": Param("GEM", title="Model", type="string", enum=list(KNOWN_MODEL_NAMES)),
-        "negative_prompt": Param(
-            "",
-            title="Negative prompt",
-            description="What the image must not show (some models). Leave empty for none.",
+        "model_name": Param(
+            "GEM",
+            title="Model",
+            description="The MPS model that draws the image.",
             type="string",
+            enum=list(KNOWN_MODEL_NAMES),
+        ),
+        # Optional fields allow null: the form then neither marks them required nor blocks
+        # "Trigger" while they are empty (an empty text field is sent as null).
+        "negative_prompt": Param(
+            None,
+            title="Negative prompt",
+            description=(
+                "Optional. What the image must not show, e.g. text, watermark, people. "
+                "Not every model reads it."
+            ),
+            type=["null", "string"],
             maxLength=MAX_PROMPT_CHARACTERS,
         ),
         "enhance_prompt": Param(
             False,
             title="Enhance prompt",
-            description="Let MPS rewrite the prompt for a better result.",
+            description="Switch on to let MPS rewrite the prompt before drawing.",
             type="boolean",
         ),
         "image_urls": Param(
-            [],
+            None,
             title="Reference image URLs",
-            description="Optional http(s) URLs of jpeg, png or webp images, one per line.",
-            type="array",
-            items={"type": "string", "pattern": "^https?://"},
+            description=(
+                "Optional. Images for the model to draw from: one http(s) URL of a jpeg, png or "
+                "webp image per line (GEM takes up to 3)."
+            ),
+            type=["null", "array"],
+            # An http(s) URL, or a blank line (skipped).
+            items={"type": "string", "pattern": "^$|^https?://"},
         ),
         "aspect_ratio": Param(
-            "1:1", title="Aspect ratio", type="string", enum=list(KLING_VIDU_ASPECT_RATIOS)
+            "1:1",
+            title="Aspect ratio",
+            description="Width : height of the image. Clear it (x) for the model's default.",
+            type=["null", "string"],
+            enum=[None, *KLING_VIDU_ASPECT_RATIOS],
+            values_display={"null": "Model's default"},
         ),
         "resolution": Param(
             "2K",
             title="Resolution",
-            description="wand-vega-image takes 1K, 2K or 4K; the other models 720P, 1080P, 2K or 4K.",
-            type="string",
-            enum=list(ALL_RESOLUTIONS),
+            description=(
+                "wand-vega-image takes 1K, 2K or 4K; the other models 720P, 1080P, 2K or 4K. "
+                "Clear it (x) for the model's default."
+            ),
+            type=["null", "string"],
+            enum=[None, *ALL_RESOLUTIONS],
+            values_display={"null": "Model's default"},
         ),
     },
 )
 def example_mps_ui_triggered() -> None:
+    # An empty optional field arrives as None: "or ''" / "or []" turn it into "not given".
     create_image = MpsCreateAigcImageTaskOperator(
         task_id="create_image",
         prompt="{{ params.prompt }}",
         model_name="{{ params.model_name }}",
-        negative_prompt="{{ params.negative_prompt }}",
+        negative_prompt="{{ params.negative_prompt or '' }}",
         enhance_prompt="{{ params.enhance_prompt }}",
-        image_infos="{{ params.image_urls | tojson }}",
+        image_infos="{{ (params.image_urls or []) | tojson }}",
         extra_parameters={
-            "AspectRatio": "{{ params.aspect_ratio }}",
-            "Resolution": "{{ params.resolution }}",
+            "AspectRatio": "{{ params.aspect_ratio or '' }}",
+            "Resolution": "{{ params.resolution or '' }}",
         },
         wait_for_completion=True,
         deferrable=True,
