@@ -506,17 +506,17 @@ class MpsHook(BaseHook):
             )
         except MpsError as error:
             if create_may_have_succeeded(error):
-                # The prompt's start is a structured field of the record (shown as prompt=... in the
-                # task log): with the model and the time it finds the orphan in the console.
+                # The model, the time and the prompt's start find the orphan in the console.  All are
+                # %-arguments: the hook's logger is a stdlib one before Airflow 3.1, structlog after.
                 self.log.warning(
                     "CreateAigcImageTask for model %s may have created a task whose TaskId is lost: "
                     "the request may have reached the service before it failed (%s). It is not retried, "
                     "to avoid a duplicate task; check the MPS console for an orphaned AIGC image task "
-                    "created around %s UTC before running again.",
+                    "created around %s UTC with the prompt %s before running again.",
                     params.get("ModelName", "(default)"),
                     error,
                     time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-                    prompt=_excerpt(params.get("Prompt")),
+                    _excerpt(params.get("Prompt")),
                 )
             raise
         self.log.info("Created MPS AIGC image task %s (RequestId %s).", result["TaskId"], result["RequestId"])

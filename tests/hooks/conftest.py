@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import pytest
+
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -152,10 +156,66 @@ def loopback_server() -> Iterator[Callable[[str], LoopbackServer]]:
         server.close()
 
 
-@pytest.fixture
-def hook_logs() -> Iterator[list[dict[str, Any]]]:
-    """What the hook logged during the test (Airflow logs through structlog): ``[{"event", "log_level"}]``."""
-    import structlog
+#: The logger every hook of the provider logs under (``BaseHook`` names it after the class).
+HOOK_LOGGER = "airflow.task.hooks.airflow_provider_mps."
 
-    with structlog.testing.capture_logs() as logs:
-        yield logs
+
+class HookLogs(Sequence[dict[str, Any]]):
+    """The records the provider's hooks logged so far, ``{"event", "log_level", ...}``, oldest first."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self._records = records
+
+    def _ours(self) -> list[dict[str, Any]]:
+        return [record for record in self._records if str(record.get("logger", "")).startswith(HOOK_LOGGER)]
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
+        return self._ours()[index]
+
+    def __len__(self) -> int:
+        return len(self._ours())
+
+    def __repr__(self) -> str:
+        return repr(self._ours())
+
+
+class _RecordList(logging.Handler):
+    """A stdlib handler keeping each record as structlog's ``capture_logs`` would."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(
+            {"event": record.getMessage(), "log_level": record.levelname.lower(), "logger": record.name}
+        )
+
+
+@pytest.fixture
+def hook_logs() -> Iterator[HookLogs]:
+    """
+    What the provider's hooks logged during the test, on every Airflow line.
+
+    From Airflow 3.1 a hook logs through structlog; before, through a stdlib logger.  Either way
+    only the hooks' own records are kept, not Airflow's.
+    """
+    if AIRFLOW_V_3_1_PLUS:
+        import structlog
+
+        with structlog.testing.capture_logs(processors=[structlog.stdlib.add_logger_name]) as records:
+            yield HookLogs(records)
+        return
+    handler = _RecordList()
+    logger = logging.getLogger(HOOK_LOGGER.rstrip("."))
+    logger.addHandler(handler)
+    try:
+        yield HookLogs(handler.records)
+    finally:
+        logger.removeHandler(handler)

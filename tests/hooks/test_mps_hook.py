@@ -318,8 +318,10 @@ def test_region_argument_overrides_the_connection_region(mps_conn):
     assert (hook.settings.region, hook.get_conn().region) == ("ap-shanghai", "ap-shanghai")
 
 
-def test_airflow_connection_test_button_path_reaches_the_hooks_test_connection(mps_emulator):
-    from airflow.sdk import Connection
+def test_airflow_connection_test_button_path_reaches_the_hooks_test_connection(mps_emulator, monkeypatch):
+    # What the Test button's API does on every line: an unsaved Connection, exported as an
+    # AIRFLOW_CONN_ variable for the hook to find, then Connection.test_connection().
+    from airflow.models import Connection
 
     conn = Connection(
         conn_id="mps_from_the_form",
@@ -328,6 +330,7 @@ def test_airflow_connection_test_button_path_reaches_the_hooks_test_connection(m
         password=mps_emulator.secret_key,
         extra=json.dumps({"endpoint": mps_emulator.endpoint}),
     )
+    monkeypatch.setenv("AIRFLOW_CONN_MPS_FROM_THE_FORM", conn.get_uri())
 
     ok, message = conn.test_connection()
 

@@ -137,7 +137,7 @@ def test_create_is_not_retried_after_an_internal_error_and_warns_of_an_orphan(mp
         f"have reached the service before it failed ({raised.value}). It is not retried, to avoid a "
         "duplicate task; check the MPS console for an orphaned AIGC image task created around "
     )
-    assert warning["prompt"] == "'p'"
+    assert warning["event"].endswith(" UTC with the prompt 'p' before running again.")
 
 
 def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_created(mps_conn, hook_logs):
@@ -156,7 +156,7 @@ def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_crea
     [warning] = [log for log in hook_logs if log["log_level"] == "warning"]
     assert "may have created a task whose TaskId is lost" in warning["event"]
     # The prompt's first 60 characters help find the orphan in the MPS console.
-    assert warning["prompt"] == repr(prompt[:57] + "...")
+    assert warning["event"].endswith(f" UTC with the prompt {prompt[:57] + '...'!r} before running again.")
     assert len(prompt[:57] + "...") == 60
 
 

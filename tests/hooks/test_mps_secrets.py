@@ -87,7 +87,7 @@ def test_failed_calls_show_no_key_or_token(token_emulator, set_connection, sdk_d
 def test_keys_found_by_the_credential_chain_are_registered_with_airflows_secrets_masker(
     mps_emulator, set_connection, monkeypatch
 ):
-    from airflow.sdk.log import redact as airflow_redact
+    from airflow.providers.common.compat.sdk import redact as airflow_redact
 
     env_key = mps_emulator.secret_key
     monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", mps_emulator.secret_id)
@@ -99,7 +99,7 @@ def test_keys_found_by_the_credential_chain_are_registered_with_airflows_secrets
 
 
 def test_connection_token_is_registered_with_airflows_secrets_masker(token_emulator, set_connection):
-    from airflow.sdk.log import redact as airflow_redact
+    from airflow.providers.common.compat.sdk import redact as airflow_redact
 
     token = "registered-token-" + secrets.token_hex(8)
     MpsHook(token_connection(set_connection, token_emulator.endpoint, token=token)).get_conn()

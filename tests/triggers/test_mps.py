@@ -257,7 +257,7 @@ def test_backoff_doubles_from_the_poll_interval_with_jitter_up_to_a_cap(poll_int
 
 
 def test_the_create_operators_rate_limit_reaches_its_trigger(mps_conn):
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
     from tests.operators.test_mps import make_context
