@@ -45,7 +45,7 @@ with DAG("bench_parse_mps", schedule=None, start_date=pendulum.datetime(2025, 1,
         )
 """,
     "mps_batch": _HEADER
-    + """from airflow_provider_mps.operators.mps import MpsCreateAigcImageTasksOperator
+    + """from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 
 with DAG("bench_parse_mps_batch", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
     for n in range({count}):

@@ -47,7 +47,7 @@ import time
 import pendulum
 from airflow.sdk import dag, task
 
-from airflow_provider_mps.operators.mps import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 
 
 class TimedBatch(MpsCreateAigcImageTasksOperator):

@@ -30,7 +30,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from airflow_provider_mps.operators.mps import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
 
 CATALOGUE_FILE = Path(__file__).resolve().parent / "data" / "catalogue.csv"

@@ -1,16 +1,17 @@
 """
-Internals of :class:`~airflow_provider_mps.operators.mps.MpsCreateAigcImageTasksOperator`.
+Items, failures and per-try state of the batch operator.
+
+The operator is :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOperator`.
 
 * :func:`prepare_batch_requests` turns the rendered ``requests`` (prompts or request dicts) and
   ``shared_fields`` into validated hook keyword arguments, refusing the whole batch before anything
   is sent when any item is invalid;
-* :class:`BatchLedger` keeps the TaskId of every created item in the ``task_state_store`` as it is
-  created, in chunks of :data:`LEDGER_CHUNK_SIZE` items, so a retried try re-attaches to them;
-* :class:`BatchSubmitter` sends the creates from a small thread pool through the process-wide rate
-  limiter, retrying only the failures that certainly created nothing;
-* :func:`item_failure` is the one shape of a per-item failure (the ``failures`` XCom).
+* :func:`item_failure` is the one shape of a per-item failure (the ``failures`` XCom);
+* :class:`BatchRun` is what one try knows of each item, and :func:`record_wait_results` what waiting
+  for the items adds to it.
 
-Nothing here imports the Tencent Cloud SDK.
+The ledger in the ``task_state_store`` and the submission are in
+:mod:`~airflow_provider_mps.operators._mps_batch_submit`.  Nothing here imports the Tencent Cloud SDK.
 """
 
 from __future__ import annotations
@@ -18,15 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import threading
-import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsNetworkError
+from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskTimeoutError
 from airflow_provider_mps.validation import (
     AIGC_IMAGE_REQUEST_FIELDS,
     build_aigc_image_request,
@@ -34,24 +31,8 @@ from airflow_provider_mps.validation import (
     is_literal,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from airflow_provider_mps.hooks.mps import MpsHook
-    from airflow_provider_mps.utils.rate_limit import RateLimiter
-
 log = logging.getLogger(__name__)
 
-#: task_state_store key prefix; chunk ``c`` of the ledger lives under ``"<prefix>.<c>"``.
-LEDGER_KEY_PREFIX = "mps_aigc_image_batch"
-#: Items per ledger chunk: a chunk stays far below Airflow's 64 KB per-value guideline.
-LEDGER_CHUNK_SIZE = 100
-#: Creates in flight at once; matches the SDK's HTTP connection pool (10), so keep-alive holds.
-SUBMIT_THREADS = 10
-#: Retries of a create that certainly created nothing (quota refusal, connection never made).
-CREATE_RETRY_LIMIT = 5
-#: Backoff scale of those retries, in seconds.
-CREATE_RETRY_DELAY = 1.0
 #: Consecutive service-side or network failures after which the rest of the batch is not sent.
 MAX_CONSECUTIVE_FAILURES = 10
 #: Error codes that no other item of the batch can escape: stop sending at the first one.
@@ -252,217 +233,123 @@ def is_refused_request(code: str) -> bool:
     return code.startswith(REFUSED_REQUEST_CODE_PREFIXES)
 
 
-# -- the task_state_store ledger --------------------------------------------------------------
-
-
-class BatchLedger:
-    """
-    What each item's create produced, kept in the ``task_state_store`` as it happens.
-
-    Item ``i`` lives in chunk ``i // LEDGER_CHUNK_SIZE`` under the key ``"<prefix>.<chunk>"``, as
-    ``{"<i>": entry}``; an entry holds the fingerprint ``f`` of the request it was made for and
-    either ``TaskId`` / ``RequestId`` (created; ``Status`` once it is known to have failed) or
-    ``PossiblyCreated`` (the create failed after it may have reached the service).  Every write
-    rewrites one chunk (at most ~15 KB), so storing N items costs N small writes.
-
-    :param store: the task's ``task_state_store`` accessor.
-    :param count: how many items the batch has.
-    """
-
-    def __init__(self, store: Any, count: int) -> None:
-        self._store = store
-        self._count = count
-        self._chunks: dict[int, dict[str, Any]] = {}
-
-    @staticmethod
-    def key(chunk: int) -> str:
-        """The task_state_store key of ``chunk``."""
-        return f"{LEDGER_KEY_PREFIX}.{chunk}"
-
-    @property
-    def chunk_count(self) -> int:
-        """How many chunks a batch of this size spans."""
-        return math.ceil(self._count / LEDGER_CHUNK_SIZE)
-
-    def _chunk(self, chunk: int) -> dict[str, Any]:
-        if chunk not in self._chunks:
-            stored = self._store.get(self.key(chunk))
-            self._chunks[chunk] = dict(stored) if isinstance(stored, dict) else {}
-        return self._chunks[chunk]
-
-    def load(self, fingerprints: list[str]) -> dict[int, dict[str, Any]]:
-        """
-        Return the stored entries of items whose request is unchanged, by item index.
-
-        :param fingerprints: the :func:`fingerprint` of each current item.
-        """
-        entries: dict[int, dict[str, Any]] = {}
-        for chunk in range(self.chunk_count):
-            for key, entry in self._chunk(chunk).items():
-                index = int(key) if key.isdigit() else -1
-                unchanged = 0 <= index < len(fingerprints) and isinstance(entry, dict)
-                if unchanged and entry.get("f") == fingerprints[index]:
-                    entries[index] = entry
-        return entries
-
-    def record(self, index: int, fingerprint_: str, **entry: Any) -> None:
-        """Store ``entry`` for item ``index`` at once (one write of its chunk)."""
-        chunk = index // LEDGER_CHUNK_SIZE
-        values = self._chunk(chunk)
-        values[str(index)] = {"f": fingerprint_, **entry}
-        self._store.set(self.key(chunk), dict(values))
-
-    def mark_failed(self, statuses: Mapping[int, str]) -> None:
-        """Record that items' tasks ended without images, so a retry creates them anew."""
-        changed: set[int] = set()
-        for index, status in statuses.items():
-            chunk = index // LEDGER_CHUNK_SIZE
-            entry = self._chunk(chunk).get(str(index))
-            if isinstance(entry, dict) and "TaskId" in entry:
-                self._chunks[chunk][str(index)] = {**entry, "Status": status}
-                changed.add(chunk)
-        for chunk in sorted(changed):
-            self._store.set(self.key(chunk), dict(self._chunks[chunk]))
-
-    def clear(self) -> None:
-        """Forget the batch (it succeeded): clearing the task later creates new images."""
-        for chunk in range(self.chunk_count):
-            self._store.delete(self.key(chunk))
-        self._chunks.clear()
-
-
-# -- submission -------------------------------------------------------------------------------
+# -- one try's state --------------------------------------------------------------------------
 
 
 @dataclass
-class CreateOutcome:
+class BatchRun:
     """
-    What happened to one item's create.
+    What one try knows of each item: its TaskId and create RequestId, or its failure.
 
-    :param index: the item's position in ``requests``.
-    :param response: ``{"TaskId", "RequestId"}`` when the task was created.
-    :param error: the error of a create that failed (after any safe retries).
-    :param submitted: ``False`` when the batch stopped before this item was sent.
-    """
-
-    index: int
-    response: dict[str, str] | None = None
-    error: MpsError | None = None
-    submitted: bool = True
-
-
-class BatchSubmitter:
-    """
-    Send creates from a small thread pool, each waiting for its slot at the shared rate limiter.
-
-    Iterating yields a :class:`CreateOutcome` per item as creates complete; the caller (the
-    operator, on the task's main thread) records each one.  A create is retried only when it
-    certainly created nothing: a ``RequestLimitExceeded`` answer, or a connection that was never
-    established; every retry waits for a new slot.  :meth:`stop` makes the items not yet sent
-    come back with ``submitted=False``.
-
-    :param hook: the hook sending the creates (its own retries off).
-    :param limiter: the process-wide ``CreateAigcImageTask`` limiter of the account.
-    :param requests: the prepared requests to send, by item index.
-    :param threads: the most creates in flight at once.
-    :param retry_limit: how many times one item's safe-to-retry failure is retried.
-    :param retry_delay: the backoff scale of those retries, in seconds.
+    :param task_ids: the TaskId per item, ``None`` until created (or re-attached to).
+    :param request_ids: the create RequestId per item, ``None`` when there is none.
+    :param failures: the failed items, by index (:func:`item_failure` records).
+    :param stopped: why the submission stopped before sending every item, if it did.
+    :param image_urls: the image URLs per item once waited for (``None`` when not waiting).
+    :param event: the batch trigger's event, when the try waited on its worker.
     """
 
-    def __init__(
-        self,
-        hook: MpsHook,
-        limiter: RateLimiter,
-        requests: Mapping[int, dict[str, Any]],
-        *,
-        threads: int = SUBMIT_THREADS,
-        retry_limit: int = CREATE_RETRY_LIMIT,
-        retry_delay: float = CREATE_RETRY_DELAY,
-    ) -> None:
-        self._hook = hook
-        self._limiter = limiter
-        self._requests = dict(requests)
-        self._threads = threads
-        self._retry_limit = retry_limit
-        self._retry_delay = retry_delay
-        self._stopped = threading.Event()
+    task_ids: list[str | None]
+    request_ids: list[str | None]
+    failures: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stopped: str | None = None
+    image_urls: list[list[str]] | None = None
+    event: dict[str, Any] | None = None
 
-    def stop(self) -> None:
-        """Send nothing more; items not yet sent are reported with ``submitted=False``."""
-        self._stopped.set()
+    @classmethod
+    def empty(cls, count: int) -> BatchRun:
+        """A try that has created nothing yet, for ``count`` items."""
+        return cls(task_ids=[None] * count, request_ids=[None] * count)
 
-    def __iter__(self) -> Iterator[CreateOutcome]:
-        if not self._requests:
-            return
-        threads = max(1, min(self._threads, len(self._requests)))
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mps-batch-create") as pool:
-            futures = [pool.submit(self._create, index, request) for index, request in self._requests.items()]
-            try:
-                for future in as_completed(futures):
-                    yield future.result()
-            finally:
-                self._stopped.set()
-
-    def _create(self, index: int, request: dict[str, Any]) -> CreateOutcome:
-        from airflow_provider_mps.hooks._mps_errors import backoff_delay, is_retryable_create_error
-
-        attempt = 0
-        while True:
-            if self._stopped.is_set():
-                return CreateOutcome(index, submitted=False)
-            self._limiter.acquire()
-            if self._stopped.is_set():
-                return CreateOutcome(index, submitted=False)
-            try:
-                return CreateOutcome(index, response=self._hook.submit_aigc_image_task(**request))
-            except MpsError as error:
-                if attempt >= self._retry_limit or not is_retryable_create_error(error):
-                    return CreateOutcome(index, error=error)
-                attempt += 1
-                delay = backoff_delay(attempt, self._retry_delay)
-                log.warning(
-                    "requests[%s]: CreateAigcImageTask failed with %s before creating anything; "
-                    "retry %s of %s in %.1f s.",
-                    index,
-                    getattr(error, "code", type(error).__name__),
-                    attempt,
-                    self._retry_limit,
-                    delay,
-                )
-                if self._stopped.wait(delay):
-                    return CreateOutcome(index, error=error)
-            except Exception as error:  # not one of ours: unknown whether the service acted on it
-                return CreateOutcome(
-                    index,
-                    error=MpsNetworkError(
-                        "ClientError.Unexpected",
-                        f"{type(error).__name__}: {error}",
-                        None,
-                        "CreateAigcImageTask",
-                        request_may_have_reached_service=True,
-                    ),
-                )
+    def pending(self) -> list[str]:
+        """The TaskIds still to wait for: created, and not failed."""
+        return [
+            task_id
+            for index, task_id in enumerate(self.task_ids)
+            if task_id is not None and index not in self.failures
+        ]
 
 
-class ProgressLog:
-    """Log submission progress every ``every`` seconds: done, total, and the rate achieved."""
+def record_wait_results(run: BatchRun, outcome: dict[str, Any]) -> dict[int, str]:
+    """
+    Record in ``run`` each item's outcome of the wait: its image URLs, or its failure.
 
-    def __init__(self, total: int, every: float = 10.0) -> None:
-        self.total = total
-        self.every = every
-        self.started = time.monotonic()
-        self._next = self.started + every
+    :param run: this try's state of every item, updated in place (``image_urls`` and ``failures``).
+    :param outcome: the validated batch trigger event (``results`` by TaskId, ``message``).
+    :return: the status of each item whose task did not end ``DONE``, by index.
+    """
+    results = outcome["results"]
+    run.image_urls = [[] for _ in run.task_ids]
+    wait_failed: dict[int, str] = {}
+    for index, task_id in enumerate(run.task_ids):
+        if task_id is None or index in run.failures:
+            continue
+        result = results.get(task_id) or {}
+        status = result.get("Status")
+        if status == "DONE":
+            run.image_urls[index] = list(result.get("ImageUrls") or [])
+            continue
+        message: str | None
+        if status in ("WAIT", "RUN", None):
+            code = TIMED_OUT
+            message = f"Still {status or 'unknown'} when waiting ended: {outcome['message']}"
+        else:
+            code, message = str(result.get("Code") or status), result.get("Message")
+        run.failures[index] = item_failure(
+            index,
+            stage="wait",
+            code=code,
+            message=message,
+            request_id=result.get("RequestId"),
+            mps_task_id=task_id,
+        )
+        wait_failed[index] = str(status)
+    return wait_failed
 
-    def tick(self, done: int, logger: Any) -> None:
-        """Log once per period."""
-        now = time.monotonic()
-        if now >= self._next or done == self.total:
-            self._next = now + self.every
-            elapsed = max(now - self.started, 1e-9)
-            logger.info(
-                "Submitted %s of %s MPS AIGC image tasks in %.1f s (%.1f/s).",
-                done,
-                self.total,
-                elapsed,
-                done / elapsed,
-            )
+
+def too_many_failures_error(
+    failures: dict[int, dict[str, Any]], count: int, max_failed_items: int | None
+) -> Exception:
+    """
+    Return the error failing a batch with more than ``max_failed_items`` failed items.
+
+    ``AirflowFailException`` (no retry) when the service refused every failed request's parameters,
+    :class:`~airflow_provider_mps.exceptions.MpsTaskTimeoutError` when every failure is a timeout,
+    :class:`~airflow_provider_mps.exceptions.MpsError` otherwise.
+
+    :param failures: the failed items, by index.
+    :param count: how many items the batch has.
+    :param max_failed_items: the operator's limit.
+    """
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    ordered = [failures[index] for index in sorted(failures)]
+    first = ordered[0]
+    message = (
+        f"{len(failures)} of {count} items failed, more than max_failed_items={max_failed_items}; "
+        f"the first, requests[{first['index']}], failed with {first['code']}: {first['message']} "
+        f"(RequestId: {first['request_id'] or 'none'}). Every failure is in the 'failures' XCom."
+    )
+    if all(failure["stage"] == "create" and is_refused_request(failure["code"]) for failure in ordered):
+        return AirflowFailException(
+            f"{message} The service refused these requests' parameters; the same requests cannot "
+            "succeed on a retry, so the task fails without retrying."
+        )
+    if all(failure["code"] == TIMED_OUT for failure in ordered):
+        return MpsTaskTimeoutError(message)
+    return MpsError(message)
+
+
+def first_event(trigger: Any) -> dict[str, Any]:
+    """Run ``trigger`` on this worker until its one event: the sync wait shares the deferrable path."""
+    import asyncio
+
+    async def first() -> dict[str, Any]:
+        try:
+            async for event in trigger.run():
+                return event.payload
+        finally:
+            await trigger.cleanup()
+        raise MpsError("The batch trigger ended without an event.")
+
+    return asyncio.run(first())

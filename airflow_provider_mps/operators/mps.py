@@ -1,9 +1,8 @@
 """
-Operators creating Tencent Cloud MPS AIGC image tasks, and optionally waiting for their images.
+Operator creating a Tencent Cloud MPS AIGC image task, and optionally waiting for its images.
 
-:class:`MpsCreateAigcImageTaskOperator` creates one task; ``MpsCreateAigcImageTasksOperator``
-(defined in :mod:`~airflow_provider_mps.operators._mps_batch_operator`, imported from here on
-first use) creates a batch of them from one Airflow task at the service quota.
+The batch operator, creating many tasks from one Airflow task, is
+:class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOperator`.
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
-from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr, set_xcomargs_dependencies
+from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
+from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
 from airflow_provider_mps.validation import (
     build_aigc_image_request,
     check_literal_fields,
@@ -44,7 +44,7 @@ _GONE = "NOT_FOUND"
 _NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
 
 
-class MpsCreateAigcImageTaskOperator(BaseOperator):
+class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     """
     Create an MPS AIGC image task (``CreateAigcImageTask``) and return its TaskId.
 
@@ -60,12 +60,14 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
     when it is ``FAIL``; ``deferrable=True`` waits in the triggerer instead of on a worker.  A
     deferrable operator with ``wait_for_completion=False`` does not defer.
 
-    Re-attach: :meth:`execute` runs Airflow's ``ResumableJobMixin.execute_resumable`` (Airflow
-    3.3+): the TaskId and RequestId are kept in the task's ``task_state_store`` as soon as the
-    task is created, so a retried try picks up a task that is still running or
-    ``DONE`` instead of paying for a second one; a ``FAIL``-ed or vanished task is created anew.
-    The stored TaskId is dropped when the operator succeeds, so clearing a successful task
-    generates a new image.  With ``durable=False`` every try creates a new task.
+    Re-attach on retry (Airflow 3.3+): the operator is a ``ResumableJobMixin``; the TaskId and
+    RequestId are kept in the task's ``task_state_store`` as soon as the task is created, so a
+    retried try picks up a task that is still running or ``DONE`` instead of paying for a second
+    one; a ``FAIL``-ed or vanished task is created anew.  The stored TaskId is dropped when the
+    operator succeeds, so clearing a successful task generates a new image.  With ``durable=False``
+    every try creates a new task.  Before Airflow 3.3 there is no store that survives a retry: a
+    retry (``try_number`` above 1, a clear included) fails at once rather than create and pay for a
+    second task, unless ``resubmit_on_retry=True``.
 
     :param prompt: what to draw, at most 1000 characters; required unless ``image_infos`` is given.
     :param model_name: ``ModelName``, e.g. ``GEM``, ``Hunyuan``, ``Kling``; service default if None.
@@ -89,7 +91,12 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
     :param rate_limit: the most ``DescribeAigcImageTask`` calls per second the trigger's shared
         limiter allows for this account (deferrable mode); with several triggerers, give each a
         share of the quota of 20.
-    :param durable: keep the TaskId in the ``task_state_store`` so a retry re-attaches to it.
+    :param durable: keep the TaskId in the ``task_state_store`` so a retry re-attaches to it
+        (Airflow 3.3+, where it defaults to ``True``); ``ResumableJobMixin`` warns that it has no
+        effect when it is given on an older Airflow.
+    :param resubmit_on_retry: before Airflow 3.3, let a retry create a new task although the earlier
+        try may have created one already (both are billed); without it such a retry fails.  No
+        effect on Airflow 3.3+, where a retry re-attaches.
     """
 
     template_fields: Sequence[str] = (
@@ -113,31 +120,8 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
         "additional_parameters": "json",
         "store_cos_param": "json",
     }
-    operator_extra_links = LazyExtraLinks("MpsAigcImageLink", "MpsConsoleTaskLink")
+    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
     ui_color = "#e8f3ff"
-    __setattr__ = operator_setattr
-
-    # Set in __init__ through one ``vars(self).update`` (see there).
-    prompt: Any
-    model_name: Any
-    model_version: Any
-    scene_type: Any
-    negative_prompt: Any
-    enhance_prompt: Any
-    image_infos: Any
-    output_image_count: Any
-    extra_parameters: Any
-    additional_parameters: Any
-    store_cos_param: Any
-    operator: Any
-    mps_conn_id: str
-    region: str | None
-    wait_for_completion: bool
-    deferrable: bool
-    poll_interval: float
-    timeout: float | None
-    rate_limit: float
-    durable: bool
 
     #: task_state_store key holding ``{"TaskId", "RequestId"}`` of the task this try works on.
     external_id_key = "mps_aigc_image_task"
@@ -164,46 +148,41 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
         poll_interval: float = 10.0,
         timeout: float | None = 3600.0,
         rate_limit: float = SERVICE_QUOTA_PER_SECOND,
-        durable: bool = True,
+        durable: bool | None = None,
+        resubmit_on_retry: bool = False,
         **kwargs: Any,
     ) -> None:
+        # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
+        # durable passed, and the default must not warn.
+        if durable is not None:
+            kwargs["durable"] = durable
         super().__init__(**kwargs)
-        request_fields = {
-            "prompt": prompt,
-            "model_name": model_name,
-            "model_version": model_version,
-            "scene_type": scene_type,
-            "negative_prompt": negative_prompt,
-            "enhance_prompt": enhance_prompt,
-            "image_infos": image_infos,
-            "output_image_count": output_image_count,
-            "extra_parameters": extra_parameters,
-            "additional_parameters": additional_parameters,
-            "store_cos_param": store_cos_param,
-            "operator": operator,
-        }
+        self.prompt = prompt
+        self.model_name = model_name
+        self.model_version = model_version
+        self.negative_prompt = negative_prompt
+        self.enhance_prompt = enhance_prompt
+        self.image_infos = image_infos
+        self.output_image_count = output_image_count
+        self.extra_parameters = extra_parameters
+        self.additional_parameters = additional_parameters
+        self.store_cos_param = store_cos_param
+        self.scene_type = scene_type
+        self.operator = operator
+        self.mps_conn_id = mps_conn_id
+        self.region = region
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.rate_limit = rate_limit
+        self.resubmit_on_retry = resubmit_on_retry
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
-        check_literal_fields(request_fields)
+        check_literal_fields(self._request_fields())
         _check_seconds("poll_interval", poll_interval)
         if timeout is not None:
             _check_seconds("timeout", timeout)
         check_rate_limit(rate_limit)
-        # One dict update instead of 19 BaseOperator.__setattr__ calls, which during __init__ would
-        # only re-record init kwargs that Airflow's wrapper records anyway.
-        vars(self).update(
-            request_fields,
-            mps_conn_id=mps_conn_id,
-            region=region,
-            wait_for_completion=wait_for_completion,
-            deferrable=deferrable,
-            poll_interval=poll_interval,
-            timeout=timeout,
-            rate_limit=rate_limit,
-            durable=durable,
-        )
-
-    def _set_xcomargs_dependencies(self) -> None:
-        set_xcomargs_dependencies(self)
 
     def _request_fields(self) -> dict[str, Any]:
         return {
@@ -233,7 +212,14 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
         self._request = build_aigc_image_request(self._request_fields())
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None
-        _execute_resumable(self, context)
+        check_retry_may_resubmit(
+            context,
+            resubmit_on_retry=self.resubmit_on_retry,
+            retries=self.retries,
+            what="its MPS AIGC image task",
+            log=self.log,
+        )
+        self.execute_resumable(context)
         if self._job is None:  # pragma: no cover - execute_resumable always submits or re-attaches
             raise RuntimeError("No MPS task was created or re-attached.")
         return self._finish(context, self._job["TaskId"], self._result)
@@ -370,22 +356,6 @@ class MpsCreateAigcImageTaskOperator(BaseOperator):
             )
 
 
-def _execute_resumable(operator: MpsCreateAigcImageTaskOperator, context: Context) -> None:
-    """
-    Run Airflow's ``ResumableJobMixin.execute_resumable`` for ``operator``, which implements its protocol.
-
-    The operator provides every method and attribute the mixin's logic uses (``submit_job``,
-    ``get_job_status``, ``is_job_active``, ``is_job_succeeded``, ``poll_until_complete``,
-    ``get_job_result``, ``external_id_key``, ``durable``, ``log``) without inheriting from it:
-    as a base class, the mixin (with its tracing and metrics imports) would be imported on every
-    DAG parse and deepen every attribute lookup of every operator built there.
-    """
-    from airflow.sdk.bases.resumablejobmixin import ResumableJobMixin
-
-    # The same logic, metrics and traces as a subclass gets; the mixin only reads the protocol.
-    ResumableJobMixin.execute_resumable(operator, context)  # type: ignore[arg-type]
-
-
 def _stored_job(external_id: JsonValue) -> dict[str, Any]:
     """Read a stored job: ``{"TaskId", "RequestId"}``, or a bare TaskId string."""
     if isinstance(external_id, dict) and isinstance(external_id.get("TaskId"), str):
@@ -393,13 +363,3 @@ def _stored_job(external_id: JsonValue) -> dict[str, Any]:
     if isinstance(external_id, str):
         return {"TaskId": external_id, "RequestId": None}
     raise TypeError(f"The stored MPS job {external_id!r} holds no TaskId.")
-
-
-def __getattr__(name: str) -> Any:
-    # The batch operator lives in its own module, imported on first use: a DAG file of single
-    # operators does not pay for defining it on every parse.
-    if name == "MpsCreateAigcImageTasksOperator":
-        from airflow_provider_mps.operators._mps_batch_operator import MpsCreateAigcImageTasksOperator
-
-        return MpsCreateAigcImageTasksOperator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
-from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
+from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
 
 # The trigger module (with Airflow's airflow.triggers.base, ~5 ms), the exceptions and the TaskId
 # check are imported where the sensor runs: a DAG file is parsed again and again without them.
@@ -60,9 +60,8 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("mps_task_id",)
-    operator_extra_links = LazyExtraLinks("MpsAigcImageLink", "MpsConsoleTaskLink")
+    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
     ui_color = "#e8f3ff"
-    __setattr__ = operator_setattr
 
     def __init__(
         self,

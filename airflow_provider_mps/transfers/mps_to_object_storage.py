@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
-from airflow_provider_mps._parsing import LazyExtraLinks, operator_setattr
+from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.validation import check_positive_seconds
 
 # The exceptions and the TaskId check are imported in the methods that run the transfer: a DAG
@@ -117,9 +117,8 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("mps_task_id", "destination", "dest_conn_id")
-    operator_extra_links = LazyExtraLinks("MpsAigcImageLink", "MpsConsoleTaskLink")
+    operator_extra_links = (MpsAigcImageLink(), MpsConsoleTaskLink())
     ui_color = "#e8f3ff"
-    __setattr__ = operator_setattr
 
     def __init__(
         self,

@@ -10,10 +10,11 @@ through ``dag.test()`` live in ``test_mps_dag_runs.py``.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_mps.emulator.models import FAIL_MARKER, FAIL_MARKER_MESSAGE
 from airflow_provider_mps.exceptions import (
@@ -26,8 +27,18 @@ from airflow_provider_mps.exceptions import (
 from airflow_provider_mps.hooks.mps import MpsHook
 from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 STATE_KEY = "mps_aigc_image_task"
+
+#: Tests of re-attaching through the task_state_store.
+needs_task_state_store = pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS, reason="task_state_store (re-attach on retry) arrived in Airflow 3.3"
+)
+#: Tests of what a retry does where there is no task_state_store.
+before_task_state_store = pytest.mark.skipif(
+    AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3+ re-attaches on retry through the task_state_store"
+)
 
 
 class RecordingTaskInstance:
@@ -58,11 +69,16 @@ class DictTaskStateStore:
         self.values.pop(key, None)
 
 
-def make_context(store: DictTaskStateStore | None = None) -> dict[str, Any]:
+def make_context(store: DictTaskStateStore | None = None, *, try_number: int = 1) -> dict[str, Any]:
     return {
-        "ti": RecordingTaskInstance(),
+        "ti": RecordingTaskInstance(try_number),
         "task_state_store": store if store is not None else DictTaskStateStore(),
     }
+
+
+def kept_for_a_retry(values: dict[str, Any]) -> dict[str, Any]:
+    """What the store holds after a failed try: ``values`` on Airflow 3.3+, nothing before."""
+    return values if AIRFLOW_V_3_3_PLUS else {}
 
 
 def make_operator(**kwargs: Any) -> MpsCreateAigcImageTaskOperator:
@@ -114,12 +130,48 @@ def test_operator_defaults_follow_airflow_conventions():
         False,
         3600.0,
     )
-    assert operator.durable is True
+    # ResumableJobMixin's durable: on by default where a task_state_store exists (Airflow 3.3+).
+    assert (operator.durable, operator.resubmit_on_retry) == (AIRFLOW_V_3_3_PLUS, False)
     assert [type(link) for link in operator.operator_extra_links] == [MpsAigcImageLink, MpsConsoleTaskLink]
 
 
+def test_operator_is_a_resumable_job_of_the_mixin_airflow_provides():
+    from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
+
+    assert MpsCreateAigcImageTaskOperator.__bases__ == (ResumableJobMixin, BaseOperator)
+    assert MpsCreateAigcImageTaskOperator.external_id_key == STATE_KEY
+
+
+def test_durable_left_at_its_default_never_warns():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_operator(prompt="a cat")
+
+
+@before_task_state_store
+def test_durable_given_before_airflow_3_3_warns_that_it_has_no_effect():
+    with pytest.warns(UserWarning, match="`durable` has no effect on Airflow versions below 3.3."):
+        operator = make_operator(prompt="a cat", durable=True)
+
+    assert operator.durable is False
+
+
+@needs_task_state_store
+def test_durable_given_on_airflow_3_3_is_kept_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        operators = [
+            make_operator(task_id=f"t{flag}", prompt="a cat", durable=flag) for flag in (True, False)
+        ]
+
+    assert [operator.durable for operator in operators] == [True, False]
+
+
 def test_constructor_is_keyword_only():
-    with pytest.raises(TypeError, match="Use keyword arguments when initializing operators"):
+    # Airflow 3 raises TypeError, Airflow 2 AirflowException, both with this message.
+    with pytest.raises(
+        (TypeError, AirflowException), match="Use keyword arguments when initializing operators"
+    ):
         MpsCreateAigcImageTaskOperator("a cat", task_id="create")  # type: ignore[misc]
 
 
@@ -162,7 +214,7 @@ def test_operator_without_prompt_or_image_fails_when_the_dag_is_parsed():
 
 
 def test_templated_and_xcomarg_values_are_left_for_run_time():
-    from airflow.sdk import DAG, task
+    from airflow.providers.common.compat.sdk import DAG, task
 
     with DAG("parse_time_validation", schedule=None):
 
@@ -328,9 +380,9 @@ def test_wait_for_completion_gives_up_after_the_timeout_and_keeps_the_task_for_t
         make_operator(prompt="a cat", wait_for_completion=True, timeout=0.3).execute(context)
 
     [created] = mps_conn.tasks()
-    assert context["task_state_store"].values == {
-        STATE_KEY: {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}
-    }
+    assert context["task_state_store"].values == kept_for_a_retry(
+        {STATE_KEY: {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}}
+    )
 
 
 def test_deferrable_operator_creates_then_defers_to_the_trigger(mps_conn):
@@ -365,9 +417,9 @@ def test_deferrable_operator_creates_then_defers_to_the_trigger(mps_conn):
     )
     assert before + 600 <= end_time <= after + 600
     assert (deferred.method_name, deferred.kwargs) == ("execute_complete", {"mps_task_id": created["TaskId"]})
-    assert context["task_state_store"].values == {
-        STATE_KEY: {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}
-    }
+    assert context["task_state_store"].values == kept_for_a_retry(
+        {STATE_KEY: {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}}
+    )
 
 
 def test_deferrable_operator_without_wait_for_completion_does_not_defer(mps_conn):
@@ -393,7 +445,9 @@ def test_execute_complete_pushes_the_image_urls_and_returns_the_task_id():
 
     task_id = operator.execute_complete(context, success_event("t-1", ["https://x/0.png"]), mps_task_id="t-1")
 
-    assert (task_id, context["ti"].xcoms, store.values) == ("t-1", {"image_urls": ["https://x/0.png"]}, {})
+    assert (task_id, context["ti"].xcoms) == ("t-1", {"image_urls": ["https://x/0.png"]})
+    # Success drops the stored TaskId on Airflow 3.3+; before, the operator does not use the store.
+    assert store.values == ({} if AIRFLOW_V_3_3_PLUS else {STATE_KEY: {"TaskId": "t-1", "RequestId": "r-0"}})
 
 
 @pytest.mark.parametrize(
@@ -452,11 +506,12 @@ def test_execute_complete_never_assumes_success(event, error, message):
 # -- re-attach -------------------------------------------------------------------------------
 
 
+@needs_task_state_store
 def test_retry_reattaches_to_the_running_task_and_waits_for_it_instead_of_creating_another(mps_conn):
     mps_conn.configure(run_seconds=1.0)
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
     store = DictTaskStateStore({STATE_KEY: first})
-    context = make_context(store)
+    context = make_context(store, try_number=2)
 
     task_id = make_operator(prompt="a cat", wait_for_completion=True).execute(context)
 
@@ -469,9 +524,10 @@ def test_retry_reattaches_to_the_running_task_and_waits_for_it_instead_of_creati
     assert store.values == {}
 
 
+@needs_task_state_store
 def test_retry_without_waiting_returns_the_earlier_task_id_without_creating_another(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
-    context = make_context(DictTaskStateStore({STATE_KEY: first}))
+    context = make_context(DictTaskStateStore({STATE_KEY: first}), try_number=2)
 
     task_id = make_operator(prompt="a cat").execute(context)
 
@@ -483,10 +539,11 @@ def test_retry_without_waiting_returns_the_earlier_task_id_without_creating_anot
     assert context["ti"].xcoms == {"request_id": first["RequestId"]}
 
 
+@needs_task_state_store
 def test_retry_of_a_deferrable_operator_defers_again_on_the_earlier_task(mps_conn):
     mps_conn.configure(run_seconds=60)
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
-    context = make_context(DictTaskStateStore({STATE_KEY: first}))
+    context = make_context(DictTaskStateStore({STATE_KEY: first}), try_number=2)
 
     with pytest.raises(TaskDeferred) as raised:
         make_operator(prompt="a cat", wait_for_completion=True, deferrable=True).execute(context)
@@ -495,20 +552,22 @@ def test_retry_of_a_deferrable_operator_defers_again_on_the_earlier_task(mps_con
     assert len(mps_conn.tasks()) == 1
 
 
+@needs_task_state_store
 def test_retry_after_the_earlier_task_failed_creates_a_new_task(mps_conn):
     mps_conn.configure(run_seconds=0, wait_seconds=0)
     failed = MpsHook().submit_aigc_image_task(prompt=f"a cat {FAIL_MARKER}")
     store = DictTaskStateStore({STATE_KEY: failed})
 
-    task_id = make_operator(prompt="a cat").execute(make_context(store))
+    task_id = make_operator(prompt="a cat").execute(make_context(store, try_number=2))
 
     assert [task["TaskId"] for task in mps_conn.tasks()] == [failed["TaskId"], task_id]
 
 
+@needs_task_state_store
 def test_retry_after_the_service_forgot_the_task_creates_a_new_task(mps_conn, task_logs):
     store = DictTaskStateStore({STATE_KEY: {"TaskId": "1-AigcImage-gone", "RequestId": "r-0"}})
 
-    task_id = make_operator(prompt="a cat").execute(make_context(store))
+    task_id = make_operator(prompt="a cat").execute(make_context(store, try_number=2))
 
     assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id]
     assert (
@@ -517,13 +576,92 @@ def test_retry_after_the_service_forgot_the_task_creates_a_new_task(mps_conn, ta
     )
 
 
+@needs_task_state_store
+def test_retry_without_a_stored_task_creates_one(mps_conn):
+    # The earlier try failed before it created anything: nothing to re-attach to, nothing refused.
+    context = make_context(try_number=2)
+
+    task_id = make_operator(prompt="a cat", retries=1).execute(context)
+
+    assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id]
+
+
+@needs_task_state_store
 def test_durable_false_creates_a_new_task_on_every_try(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
     store = DictTaskStateStore({STATE_KEY: first})
 
-    task_id = make_operator(prompt="a cat", durable=False).execute(make_context(store))
+    task_id = make_operator(prompt="a cat", durable=False).execute(make_context(store, try_number=2))
 
     assert [task["TaskId"] for task in mps_conn.tasks()] == [first["TaskId"], task_id]
+
+
+# -- retries before Airflow 3.3 (no task_state_store) ----------------------------------------
+
+
+def refused_retry_message(try_number: int, what: str) -> str:
+    from airflow import __version__ as airflow_version
+
+    return (
+        f"This is try {try_number} of the task, and an earlier try may already have created {what}. "
+        f"Apache Airflow {airflow_version} keeps no task_state_store across tries (it arrived in Airflow "
+        "3.3), so this try cannot re-attach to what the earlier try created and would pay for it again; the "
+        "task fails without sending anything. Set resubmit_on_retry=True on the operator to create anew on "
+        "a retry (or after a clear), or upgrade to Airflow 3.3+ to re-attach."
+    )
+
+
+@before_task_state_store
+@pytest.mark.parametrize("try_number", [2, 3])
+def test_retry_before_airflow_3_3_fails_without_retrying_instead_of_paying_for_a_second_task(
+    mps_conn, try_number
+):
+    operator = make_operator(prompt="a cat", wait_for_completion=True, retries=3)
+
+    with pytest.raises(AirflowFailException) as raised:
+        operator.execute(make_context(try_number=try_number))
+
+    assert str(raised.value) == refused_retry_message(try_number, "its MPS AIGC image task")
+    assert mps_conn.requests() == []
+
+
+@before_task_state_store
+def test_resubmit_on_retry_lets_a_retry_before_airflow_3_3_create_a_new_task(mps_conn, task_logs):
+    from airflow import __version__ as airflow_version
+
+    context = make_context(try_number=2)
+
+    task_id = make_operator(prompt="a cat", resubmit_on_retry=True, retries=1).execute(context)
+
+    assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id]
+    assert (
+        "warning: Try 2: an earlier try may already have created its MPS AIGC image task; creating anew, as "
+        f"resubmit_on_retry=True allows (Apache Airflow {airflow_version} cannot re-attach)."
+    ) in task_logs()
+
+
+@before_task_state_store
+def test_first_try_before_airflow_3_3_says_that_its_retries_cannot_reattach(mps_conn, task_logs):
+    from airflow import __version__ as airflow_version
+
+    make_operator(prompt="a cat", retries=2).execute(make_context())
+
+    assert len(mps_conn.tasks()) == 1
+    assert (
+        f"info: Apache Airflow {airflow_version} keeps no task_state_store across tries (Airflow 3.3+ does): "
+        "a retry of this task cannot re-attach to its MPS AIGC image task and fails instead of paying again, "
+        "unless resubmit_on_retry=True."
+    ) in task_logs()
+
+
+@needs_task_state_store
+def test_resubmit_on_retry_changes_nothing_on_airflow_3_3_where_the_retry_reattaches(mps_conn):
+    first = MpsHook().submit_aigc_image_task(prompt="a cat")
+    context = make_context(DictTaskStateStore({STATE_KEY: first}), try_number=2)
+
+    task_id = make_operator(prompt="a cat", resubmit_on_retry=True).execute(context)
+
+    assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id] == [first["TaskId"]]
 
 
 def test_on_kill_says_the_service_task_keeps_running(mps_conn, task_logs):

@@ -17,8 +17,9 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airflow_provider_mps.emulator.models import FAIL_MARKER_MESSAGE
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
-from airflow_provider_mps.operators._mps_batch import LEDGER_CHUNK_SIZE, MAX_CONSECUTIVE_FAILURES, fingerprint
-from airflow_provider_mps.operators.mps import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators._mps_batch import MAX_CONSECUTIVE_FAILURES, fingerprint
+from airflow_provider_mps.operators._mps_batch_submit import LEDGER_CHUNK_SIZE
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from tests.operators.test_mps import DictTaskStateStore, RecordingTaskInstance
 

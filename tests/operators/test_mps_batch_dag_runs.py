@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, task
 
-from airflow_provider_mps.operators.mps import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 from tests.conftest import run_dag
 from tests.operators._airflow_records import task_states, xcoms
 from tests.operators.test_mps_dag_runs import stored_task_state

@@ -6,7 +6,8 @@ import pytest
 
 from airflow_provider_mps import validation
 from airflow_provider_mps.exceptions import MpsInvalidParameterError
-from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator, MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 
 
 @pytest.fixture

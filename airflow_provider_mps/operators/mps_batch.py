@@ -1,0 +1,413 @@
+"""Operator creating a batch of Tencent Cloud MPS AIGC image tasks from one Airflow task, at the quota."""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+
+from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
+from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
+from airflow_provider_mps.operators._reattach import check_retry_may_resubmit, what_a_retry_does
+from airflow_provider_mps.operators.mps import _NO_DEADLINE_SECONDS
+from airflow_provider_mps.validation import check_positive_seconds as _check_seconds, check_rate_limit
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+    from pydantic import JsonValue
+
+    from airflow_provider_mps.hooks.mps import MpsHook
+    from airflow_provider_mps.operators._mps_batch import BatchRun
+    from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
+
+#: XCom key of the batch operator's failed items.
+BATCH_FAILURES_XCOM_KEY = "failures"
+
+#: XCom key of the batch operator's create RequestId per item.
+BATCH_REQUEST_IDS_XCOM_KEY = "request_ids"
+
+#: What an item's status is when waiting ended before its task did (unknown: never described).
+_UNFINISHED = ("WAIT", "RUN", "None")
+
+#: ``get_job_status`` of a batch whose every item has a task to wait for: the retry re-attaches.
+SUBMITTED = "SUBMITTED"
+#: ``get_job_status`` of a batch with items to create (again): the retry submits those only.
+INCOMPLETE = "INCOMPLETE"
+
+
+class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
+    """
+    Create one MPS AIGC image task per item of ``requests`` from a single Airflow task, at the quota.
+
+    ``requests`` is a list of prompts or of request dicts (the single operator's field names, or
+    the service's), literal, templated or an ``XComArg`` (e.g. rows of a data set); ``shared_fields``
+    apply to every item that does not set the field itself.  Every item is validated with the single
+    operator's rules before anything is sent; one invalid item refuses the whole batch.
+
+    Submission: creates go out from a small thread pool, each waiting for its slot at the
+    process-wide rate limiter of the account (``rate_limit`` per second, the service's quota of 20
+    by default), so the batch takes about ``len(requests) / rate_limit`` seconds.  A create refused
+    for quota (``RequestLimitExceeded``) or whose connection was never made is retried: nothing was
+    created.  A create that failed after it may have reached the service is never resent; it is
+    reported as a failure with ``possibly_created`` set and a WARNING.  The batch stops sending at an
+    error no other item can escape (bad credentials, no permission), and after
+    :data:`~airflow_provider_mps.operators._mps_batch.MAX_CONSECUTIVE_FAILURES` service or network
+    failures in a row; the items not sent are reported as ``NotSubmitted``.
+
+    Re-attach on retry (Airflow 3.3+): the operator is a ``ResumableJobMixin`` whose job is the
+    batch.  Each created TaskId is written to the task's ``task_state_store`` as soon as it is known,
+    so a retried try reuses the tasks of unchanged items (same position, same request) instead of
+    paying for them again, creates the items that failed or were never sent, and never resends a
+    possibly created one.  The record is dropped when the operator succeeds.  With ``durable=False``
+    every try creates every item.  Before Airflow 3.3 there is no store that survives a retry: a
+    retry (``try_number`` above 1, a clear included) fails at once rather than create and pay for the
+    batch again, unless ``resubmit_on_retry=True``.
+
+    Waiting: with ``wait_for_completion=True`` the operator waits until every task is ``DONE`` or
+    ``FAIL`` (``deferrable=True``: in the triggerer, with one
+    :class:`~airflow_provider_mps.triggers.mps.MpsAigcImageTasksTrigger` for the whole batch), polling
+    within the describe quota.
+
+    XComs: ``return_value`` is the list of TaskIds in input order, ``None`` for each failed item;
+    ``failures`` the failed items (``index``, ``stage``, ``code``, ``message``, ``request_id``,
+    ``mps_task_id``, ``possibly_created``); ``request_ids`` the create RequestId per item; and, when
+    waiting, ``image_urls`` the list of image URLs per item (empty for failed items).
+
+    Failing: when more than ``max_failed_items`` items failed, the task fails, after every other
+    item was sent (and waited for, when waiting) and every XCom above was pushed.  With the default
+    of 0, any failed item fails the task and its retry re-attaches to the rest (Airflow 3.3+).
+
+    :param requests: the items: prompts, or dicts of request fields.
+    :param shared_fields: request fields applied to every item that does not set them, e.g.
+        ``{"model_name": "GEM", "extra_parameters": {"AspectRatio": "1:1"}}``.
+    :param mps_conn_id: the Airflow connection to Tencent Cloud MPS.
+    :param region: the region overriding the connection's, if any.
+    :param wait_for_completion: wait until every task is ``DONE`` or ``FAIL``.
+    :param deferrable: wait in the triggerer (only with ``wait_for_completion=True``).
+    :param poll_interval: seconds between two polls of the unfinished tasks while waiting.
+    :param timeout: seconds to wait for the tasks after submitting them; ``None`` waits forever.
+    :param rate_limit: the most ``CreateAigcImageTask`` (and ``DescribeAigcImageTask``) calls per
+        second from this process for the account; the service allows 20.
+    :param max_failed_items: how many items may fail before the task fails; ``None`` for no limit.
+    :param durable: keep the created TaskIds in the ``task_state_store`` so a retry re-attaches
+        (Airflow 3.3+, where it defaults to ``True``); ``ResumableJobMixin`` warns that it has no
+        effect when it is given on an older Airflow.
+    :param resubmit_on_retry: before Airflow 3.3, let a retry create every item again although the
+        earlier try may have created them already (each is billed again); without it such a retry
+        fails.  No effect on Airflow 3.3+, where a retry re-attaches.
+    """
+
+    template_fields: Sequence[str] = ("requests", "shared_fields", "region")
+    template_fields_renderers = {"requests": "json", "shared_fields": "json"}
+    ui_color = "#e8f3ff"
+
+    #: task_state_store key of the batch's summary; the items' TaskIds are in the ledger's chunks
+    #: (:class:`~airflow_provider_mps.operators._mps_batch_submit.BatchLedger`).
+    external_id_key = "mps_aigc_image_batch.submitted"
+
+    def __init__(
+        self,
+        *,
+        requests: list[Any] | str,
+        shared_fields: dict[str, Any] | str | None = None,
+        mps_conn_id: str = DEFAULT_CONN_ID,
+        region: str | None = None,
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        timeout: float | None = 3600.0,
+        rate_limit: float = SERVICE_QUOTA_PER_SECOND,
+        max_failed_items: int | None = 0,
+        durable: bool | None = None,
+        resubmit_on_retry: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
+        # durable passed, and the default must not warn.
+        if durable is not None:
+            kwargs["durable"] = durable
+        super().__init__(**kwargs)
+        from airflow_provider_mps.operators._mps_batch import validate_literal_batch
+
+        validate_literal_batch(requests, shared_fields)
+        _check_seconds("poll_interval", poll_interval)
+        check_rate_limit(rate_limit)
+        if timeout is not None:
+            _check_seconds("timeout", timeout)
+        if max_failed_items is not None and (
+            isinstance(max_failed_items, bool)
+            or not isinstance(max_failed_items, int)
+            or max_failed_items < 0
+        ):
+            raise MpsInvalidParameterError(
+                "max_failed_items",
+                "must be a whole number, 0 or more, or None for no limit.",
+                max_failed_items,
+            )
+        self.requests = requests
+        self.shared_fields = shared_fields
+        self.mps_conn_id = mps_conn_id
+        self.region = region
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.rate_limit = rate_limit
+        self.max_failed_items = max_failed_items
+        self.resubmit_on_retry = resubmit_on_retry
+
+    @cached_property
+    def hook(self) -> MpsHook:
+        """
+        The hook to the service (built on first use, after templates are rendered).
+
+        Its own retries are off: the batch retries safe failures itself, through the rate limiter.
+        """
+        from airflow_provider_mps.hooks.mps import MpsHook
+
+        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0)
+
+    def execute(self, context: Context) -> list[str | None]:
+        """Validate every item, create the tasks (re-attaching to an earlier try's), wait if asked."""
+        from airflow_provider_mps.operators._mps_batch import fingerprint, prepare_batch_requests
+
+        self._requests = prepare_batch_requests(self.requests, self.shared_fields)
+        self._fingerprints = [fingerprint(request) for request in self._requests]
+        self._run: BatchRun | None = None
+        check_retry_may_resubmit(
+            context,
+            resubmit_on_retry=self.resubmit_on_retry,
+            retries=self.retries,
+            what=f"MPS AIGC image tasks for the {len(self._requests)} items of its batch",
+            log=self.log,
+        )
+        self.execute_resumable(context)
+        run = self._resume(context)
+        if run.event is not None:
+            return self._complete(context, run.event, run)
+        return self._finish(context, run)
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+    ) -> list[str | None]:
+        """
+        Resume after the batch trigger fired: check the event, record each item's outcome.
+
+        The TaskIds, RequestIds and failures of the submission are read back from the XComs this
+        try pushed before deferring.
+
+        :param context: the task context.
+        :param event: the trigger's event payload.
+        """
+        from airflow_provider_mps.operators._mps_batch import BatchRun
+
+        ti = context["ti"]
+
+        def pushed(key: str) -> Any:
+            return ti.xcom_pull(task_ids=ti.task_id, key=key, map_indexes=ti.map_index)
+
+        task_ids, request_ids, failures = (
+            pushed(key) for key in ("return_value", BATCH_REQUEST_IDS_XCOM_KEY, BATCH_FAILURES_XCOM_KEY)
+        )
+        if (
+            not isinstance(task_ids, list)
+            or not isinstance(request_ids, list)
+            or not isinstance(failures, list)
+        ):
+            raise MpsError(
+                "The batch's TaskIds, RequestIds and failures pushed before deferring are missing from "
+                "the XComs of this try; the deferral cannot be resumed."
+            )
+        known = {int(failure["index"]): failure for failure in failures}
+        run = BatchRun(task_ids=list(task_ids), request_ids=list(request_ids), failures=known)
+        return self._complete(context, event, run)
+
+    # -- ResumableJobMixin's protocol: the job is the batch, its record the ledger ------------------
+
+    def submit_job(self, context: Context) -> JsonValue:
+        """Create every item that has no task of an earlier try to reuse; return the batch's summary."""
+        from airflow_provider_mps.operators._mps_batch_submit import submit_batch
+        from airflow_provider_mps.utils.rate_limit import get_rate_limiter
+
+        run = self._resume(context)
+        to_create = {
+            index: request
+            for index, request in enumerate(self._requests)
+            if run.task_ids[index] is None and index not in run.failures
+        }
+        if to_create:
+            self.log.info(
+                "Submitting %s MPS AIGC image task(s) at up to %s/s.", len(to_create), self.rate_limit
+            )
+            # Read the connection on this thread: the workers only send requests.
+            limiter = get_rate_limiter(self.hook.rate_limit_key, "CreateAigcImageTask", self.rate_limit)
+            submit_batch(self.hook, limiter, to_create, self._fingerprints, self._ledger, run, self.log)
+        return {"Items": len(self._requests)}
+
+    def get_job_status(self, external_id: JsonValue, context: Context) -> str:
+        """``SUBMITTED`` when an earlier try left a task for every item to wait for, else ``INCOMPLETE``."""
+        run = self._resume(context)
+        missing = [
+            index
+            for index, task_id in enumerate(run.task_ids)
+            if task_id is None and index not in run.failures
+        ]
+        return INCOMPLETE if missing else SUBMITTED
+
+    def is_job_active(self, status: str) -> bool:
+        """Whether every item has a task: the retry waits for them without submitting anything."""
+        return status == SUBMITTED
+
+    def is_job_succeeded(self, status: str) -> bool:
+        """Never: a batch that succeeded left no record to find (it is dropped on success)."""
+        return False
+
+    def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
+        """Wait as configured: not at all, on this worker, or deferred to the triggerer."""
+        run = self._resume(context)
+        if not self.wait_for_completion or run.stopped is not None or self._too_many(run.failures):
+            return
+        pending = run.pending()
+        if not pending:
+            run.image_urls = [[] for _ in run.task_ids]
+            return
+        trigger = self._trigger(pending)
+        if self.deferrable:
+            self.log.info("Deferring until %s MPS task(s) finish (timeout %s s).", len(pending), self.timeout)
+            # The XComs carry the batch across the deferral (dag.test() drops defer kwargs).
+            self._push(context, run, image_urls=None)
+            self.defer(trigger=trigger, method_name="execute_complete")
+        from airflow_provider_mps.operators._mps_batch import first_event
+
+        run.event = first_event(trigger)
+
+    def get_job_result(self, external_id: JsonValue, context: Context) -> None:
+        """Nothing to fetch: :meth:`execute` returns the TaskIds and pushes the XComs."""
+
+    def _resume(self, context: Context) -> BatchRun:
+        """Return this try's state, read once from what an earlier try recorded in the ledger (if any)."""
+        if self._run is not None:
+            return self._run
+        from airflow_provider_mps.operators._mps_batch import BatchRun, item_failure
+        from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
+
+        count = len(self._requests)
+        run = self._run = BatchRun.empty(count)
+        store = context.get("task_state_store") if self.durable else None
+        self._ledger: BatchLedger | None = BatchLedger(store, count) if store is not None else None
+        if self._ledger is None:
+            return run
+        for index, entry in self._ledger.load(self._fingerprints).items():
+            if entry.get("PossiblyCreated"):
+                run.failures[index] = item_failure(
+                    index,
+                    stage="create",
+                    code=str(entry.get("Code")),
+                    message=(
+                        f"An earlier try's create may have created a task whose TaskId is lost "
+                        f"({entry.get('Message')}); it is not resent, to avoid a duplicate task."
+                    ),
+                    request_id=entry.get("RequestId"),
+                    possibly_created=True,
+                )
+            elif isinstance(entry.get("TaskId"), str) and "Status" not in entry:
+                run.task_ids[index], run.request_ids[index] = entry["TaskId"], entry.get("RequestId")
+        reattached = sum(task_id is not None for task_id in run.task_ids)
+        if reattached or run.failures:
+            self.log.info(
+                "Re-attached to %s MPS task(s) created by an earlier try; %s item(s) may have been created "
+                "by it and are not resent.",
+                reattached,
+                len(run.failures),
+            )
+        return run
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    def _trigger(self, mps_task_ids: list[str]) -> Any:
+        from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger
+
+        wait = self.timeout if self.timeout is not None else _NO_DEADLINE_SECONDS
+        return MpsAigcImageTasksTrigger(
+            mps_task_ids=mps_task_ids,
+            mps_conn_id=self.mps_conn_id,
+            poll_interval=self.poll_interval,
+            end_time=time.time() + wait,
+            region=self.region,
+            rate_limit=self.rate_limit,
+        )
+
+    def _complete(self, context: Context, event: dict[str, Any] | None, run: BatchRun) -> list[str | None]:
+        from airflow_provider_mps.operators._mps_batch import record_wait_results
+        from airflow_provider_mps.triggers.mps import validate_tasks_trigger_event
+
+        try:
+            outcome = validate_tasks_trigger_event(event, mps_task_ids=run.pending())
+        except MpsError:
+            self._push(context, run, image_urls=None)
+            raise
+        wait_failed = record_wait_results(run, outcome)
+        if wait_failed and self._too_many(run.failures):
+            store = context.get("task_state_store") if self.durable else None
+            if store is not None:
+                from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
+
+                # Items whose task ended without images are created anew by the retry.
+                ended = {index: status for index, status in wait_failed.items() if status not in _UNFINISHED}
+                BatchLedger(store, len(run.task_ids)).mark_failed(ended)
+        done = sum(bool(urls) for urls in run.image_urls or [])
+        self.log.info(
+            "%s of %s MPS task(s) are DONE; %s item(s) failed.", done, len(run.task_ids), len(run.failures)
+        )
+        return self._finish(context, run)
+
+    # -- outcome ------------------------------------------------------------------------------
+
+    def _too_many(self, failures: dict[int, dict[str, Any]]) -> bool:
+        return self.max_failed_items is not None and len(failures) > self.max_failed_items
+
+    def _push(self, context: Context, run: BatchRun, image_urls: list[list[str]] | None) -> list[str | None]:
+        failures = run.failures
+        returned = [None if index in failures else task_id for index, task_id in enumerate(run.task_ids)]
+        ti = context["ti"]
+        ti.xcom_push(key="return_value", value=returned)
+        ti.xcom_push(key=BATCH_FAILURES_XCOM_KEY, value=[failures[index] for index in sorted(failures)])
+        ti.xcom_push(key=BATCH_REQUEST_IDS_XCOM_KEY, value=run.request_ids)
+        if image_urls is not None:
+            ti.xcom_push(key=IMAGE_URLS_XCOM_KEY, value=image_urls)
+        return returned
+
+    def _finish(self, context: Context, run: BatchRun) -> list[str | None]:
+        from airflow_provider_mps.operators._mps_batch import too_many_failures_error
+        from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
+
+        returned = self._push(context, run, run.image_urls)
+        failures, count = run.failures, len(run.task_ids)
+        if run.stopped is not None:
+            retry = what_a_retry_does(durable=self.durable, resubmit_on_retry=self.resubmit_on_retry)
+            raise MpsError(
+                f"Not all items were sent: {run.stopped} {len(failures)} of {count} items failed; every "
+                f"failure is in the 'failures' XCom. {retry}"
+            )
+        if self._too_many(failures):
+            raise too_many_failures_error(failures, count, self.max_failed_items)
+        if failures:
+            self.log.warning(
+                "%s of %s items failed (at most %s allowed); see the 'failures' XCom.",
+                len(failures),
+                count,
+                self.max_failed_items,
+            )
+        store = context.get("task_state_store")
+        if store is not None and self.durable:
+            # Done with this batch: a later clear of this task instance generates new images.
+            BatchLedger(store, count).clear()
+            store.delete(self.external_id_key)
+        self.log.info("Created %s MPS task(s) for %s item(s).", sum(t is not None for t in returned), count)
+        return returned
