@@ -47,7 +47,10 @@ LABELS = {
         "http://127.0.0.1:9100 for the local emulator.",
     ),
     "token": ("Session token", "Token of temporary credentials (STS); leave empty for permanent API keys."),
-    "request_timeout": ("Request timeout (seconds)", "Seconds one HTTP request to the API may take. Default 60."),
+    "request_timeout": (
+        "Request timeout (seconds)",
+        "Seconds one HTTP request to the API may take. Default 60.",
+    ),
     "proxy": ("Proxy URL", "HTTP(S) proxy for API calls, e.g. http://proxy.example.com:3128."),
     "language": (
         "Error message language",
@@ -158,7 +161,7 @@ print(json.dumps({"meta": meta.model_dump(mode="json"), "sdk": sdk}))
 
 @pytest.fixture(scope="module")
 def ui_hook_meta_data() -> dict[str, Any]:
-    """What the API server's ``/ui/connections/hook_meta`` serves for the connection type (a fresh process)."""
+    """What the API server's ``/ui/connections/hook_meta`` serves for the connection type (fresh process)."""
     stub_fab = "keep" if AIRFLOW_V_3_1_PLUS else "stub-fab"
     process = subprocess.run(
         [sys.executable, "-c", HOOK_META_DATA, stub_fab],
@@ -226,7 +229,10 @@ from airflow_provider_mps.hooks.mps import MpsHook
 called = []
 for name in ("get_connection_form_widgets", "get_ui_field_behaviour"):
     original = getattr(MpsHook, name)
-    setattr(MpsHook, name, classmethod(lambda cls, name=name, original=original: called.append(name) or original()))
+    def recording(cls, name=name, original=original):
+        called.append(name)
+        return original()
+    setattr(MpsHook, name, classmethod(recording))
 from airflow.providers_manager import ProvidersManager
 manager = ProvidersManager()
 with warnings.catch_warnings(record=True) as caught:
@@ -234,7 +240,8 @@ with warnings.catch_warnings(record=True) as caught:
     hook = manager.hooks["tencentcloud_mps"]
 widgets = {
     name: [widget.field["schema"]["type"], widget.is_sensitive]
-    for name, widget in manager.connection_form_widgets.items() if name.startswith("extra__tencentcloud_mps__")
+    for name, widget in manager.connection_form_widgets.items()
+    if name.startswith("extra__tencentcloud_mps__")
 }
 print(json.dumps({
     "hook": [hook.hook_class_name, hook.connection_id_attribute_name, hook.hook_name],

@@ -126,7 +126,9 @@ async def test_trigger_never_looks_the_connection_up_synchronously_on_the_event_
     assert sync_lookups == ([] if AIRFLOW_V_3_3_PLUS else [False])
 
 
-@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2's triggerer reads connections from the database.")
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS, reason="Airflow 2's triggerer reads connections from the database."
+)
 @pytest.mark.asyncio
 async def test_trigger_yields_done_under_a_triggerers_supervisor_channel(mps_conn, as_triggerer):
     task_id = await asyncio.to_thread(_create)
@@ -145,7 +147,9 @@ async def test_trigger_yields_done_under_a_triggerers_supervisor_channel(mps_con
     assert mps_conn.secret_key in triggerer_comms.masked()
 
 
-@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2's triggerer reads connections from the database.")
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS, reason="Airflow 2's triggerer reads connections from the database."
+)
 @pytest.mark.asyncio
 async def test_batch_trigger_yields_success_under_a_triggerers_supervisor_channel(mps_conn, as_triggerer):
     task_ids = [await asyncio.to_thread(_create) for _ in range(2)]
@@ -158,6 +162,9 @@ async def test_batch_trigger_yields_success_under_a_triggerers_supervisor_channe
     await trigger.cleanup()
 
     [event] = events
-    assert (event["status"], [result["Status"] for result in event["results"]]) == ("success", ["DONE", "DONE"])
+    assert (event["status"], [result["Status"] for result in event["results"]]) == (
+        "success",
+        ["DONE", "DONE"],
+    )
     assert triggerer_comms.refused == []
     assert mps_conn.secret_key in triggerer_comms.masked()
