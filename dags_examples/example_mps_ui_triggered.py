@@ -85,7 +85,7 @@ from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
         "aspect_ratio": Param(
             "1:1",
             title="Aspect ratio",
-            description="Width : height of the image. Clear it (x) for the model's default.",
+            description="Width : height of the image, or Model's default to let the model decide.",
             type=["null", "string"],
             enum=[None, *KLING_VIDU_ASPECT_RATIOS],
             values_display={"null": "Model's default"},
@@ -95,7 +95,7 @@ from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
             title="Resolution",
             description=(
                 "wand-vega-image takes 1K, 2K or 4K; the other models 720P, 1080P, 2K or 4K. "
-                "Clear it (x) for the model's default."
+                "Or Model's default to let the model decide."
             ),
             type=["null", "string"],
             enum=[None, *ALL_RESOLUTIONS],
