@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_mps.emulator.models import FAIL_MARKER_MESSAGE
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
@@ -21,7 +21,15 @@ from airflow_provider_mps.operators._mps_batch import MAX_CONSECUTIVE_FAILURES, 
 from airflow_provider_mps.operators._mps_batch_submit import LEDGER_CHUNK_SIZE
 from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
-from tests.operators.test_mps import DictTaskStateStore, RecordingTaskInstance
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
+from tests.operators.test_mps import (
+    DictTaskStateStore,
+    RecordingTaskInstance,
+    before_task_state_store,
+    kept_for_a_retry,
+    needs_task_state_store,
+    refused_retry_message,
+)
 
 CREATE = "CreateAigcImageTask"
 
@@ -45,10 +53,10 @@ class BatchTaskInstance(RecordingTaskInstance):
 
 
 def make_context(
-    store: DictTaskStateStore | None = None, ti: BatchTaskInstance | None = None
+    store: DictTaskStateStore | None = None, ti: BatchTaskInstance | None = None, *, try_number: int = 1
 ) -> dict[str, Any]:
     return {
-        "ti": ti if ti is not None else BatchTaskInstance(),
+        "ti": ti if ti is not None else BatchTaskInstance(try_number),
         "task_state_store": store if store is not None else DictTaskStateStore(),
     }
 
@@ -94,11 +102,26 @@ def test_template_fields_and_defaults_follow_airflow_conventions():
         operator.rate_limit,
         operator.max_failed_items,
         operator.durable,
-    ) == ("tencentcloud_mps_default", None, False, False, 3600.0, 20.0, 0, True)
+        operator.resubmit_on_retry,
+    ) == ("tencentcloud_mps_default", None, False, False, 3600.0, 20.0, 0, AIRFLOW_V_3_3_PLUS, False)
+
+
+def test_operator_is_a_resumable_job_of_the_mixin_airflow_provides():
+    from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
+
+    assert MpsCreateAigcImageTasksOperator.__bases__ == (ResumableJobMixin, BaseOperator)
+
+
+def test_durable_left_at_its_default_never_warns():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_operator(requests=["a cat"])
 
 
 def test_constructor_is_keyword_only():
-    with pytest.raises(TypeError):
+    with pytest.raises((TypeError, AirflowException)):
         MpsCreateAigcImageTasksOperator(["a cat"], task_id="batch")  # type: ignore[misc]
 
 
@@ -302,15 +325,22 @@ def test_too_many_refused_items_fail_the_task_without_retry_after_sending_the_re
         "the same requests cannot succeed on a retry, so the task fails without retrying."
     )
     by_prompt = created_by_prompt(mps_conn)
-    # Every TaskId was pushed before failing, and each is kept for a retry to re-attach to.
+    # Every TaskId was pushed before failing, and each is kept for a retry to re-attach to (3.3+).
     assert context["ti"].xcoms["return_value"] == [None, by_prompt["a cat"], by_prompt["a bird"]]
-    stored = context["task_state_store"].values["mps_aigc_image_batch.0"]
-    assert {key: entry["TaskId"] for key, entry in stored.items()} == {
-        "1": by_prompt["a cat"],
-        "2": by_prompt["a bird"],
+    stored = context["task_state_store"].values
+    task_ids_kept = {
+        key: {n: entry.get("TaskId") for n, entry in chunk.items()} if key.endswith(".0") else chunk
+        for key, chunk in stored.items()
     }
+    assert task_ids_kept == kept_for_a_retry(
+        {
+            "mps_aigc_image_batch.0": {"1": by_prompt["a cat"], "2": by_prompt["a bird"]},
+            "mps_aigc_image_batch.submitted": {"Items": 3},
+        }
+    )
 
 
+@needs_task_state_store
 def test_a_retry_reattaches_to_created_items_and_sends_only_the_rest(mps_conn):
     store = DictTaskStateStore()
     prompts = [f"product {n}" for n in range(5)]
@@ -324,7 +354,7 @@ def test_a_retry_reattaches_to_created_items_and_sends_only_the_rest(mps_conn):
     assert len(first_try) == 4
     # InternalError may mean the task was created: that item is never resent, not even by the retry.
     [lost] = [prompt for prompt in prompts if prompt not in first_try]
-    context = make_context(store)
+    context = make_context(store, try_number=2)
 
     with pytest.raises(MpsError) as raised:
         make_operator(requests=prompts).execute(context)
@@ -348,6 +378,7 @@ def test_a_retry_reattaches_to_created_items_and_sends_only_the_rest(mps_conn):
     assert str(raised.value).startswith("1 of 5 items failed, more than max_failed_items=0; the first, ")
 
 
+@needs_task_state_store
 def test_a_retry_sends_items_that_certainly_failed_and_reattaches_changed_lists_only_where_unchanged(
     mps_conn,
 ):
@@ -360,7 +391,7 @@ def test_a_retry_sends_items_that_certainly_failed_and_reattaches_changed_lists_
     first_try = created_by_prompt(mps_conn)
     # The retry renders a fixed item 1 and a changed item 2: both are sent, item 0 re-attaches.
     second = ["a cat", {"prompt": "a dog", "model_name": "GEM"}, "a bird at night"]
-    context = make_context(store)
+    context = make_context(store, try_number=2)
 
     task_ids = make_operator(requests=second).execute(context)
 
@@ -370,6 +401,7 @@ def test_a_retry_sends_items_that_certainly_failed_and_reattaches_changed_lists_
     assert store.values == {}
 
 
+@needs_task_state_store
 def test_the_ledger_is_written_as_each_item_is_created_in_chunks(mps_conn):
     writes: list[tuple[str, dict[str, Any]]] = []
 
@@ -385,9 +417,11 @@ def test_the_ledger_is_written_as_each_item_is_created_in_chunks(mps_conn):
 
     task_ids = make_operator(requests=[f"item {n}" for n in range(count)], rate_limit=1000).execute(context)
 
-    # One write per created item, each rewriting only that item's chunk.
-    assert len(writes) == count
-    assert sorted({key for key, _ in writes}) == ["mps_aigc_image_batch.0", "mps_aigc_image_batch.1"]
+    # One write per created item, each rewriting only that item's chunk; then ResumableJobMixin
+    # stores the batch's summary, once every item was sent.
+    assert len(writes) == count + 1
+    assert writes[-1] == ("mps_aigc_image_batch.submitted", {"Items": count})
+    assert sorted({key for key, _ in writes[:-1]}) == ["mps_aigc_image_batch.0", "mps_aigc_image_batch.1"]
     assert [len(value) for key, value in writes if key.endswith(".0")] == list(
         range(1, LEDGER_CHUNK_SIZE + 1)
     )
@@ -420,7 +454,19 @@ def test_an_error_no_item_can_escape_stops_the_batch(mps_conn):
     assert str(raised.value).startswith("Not all items were sent: the batch stopped at requests[")
     assert str(raised.value).endswith(
         "which failed with AuthFailure.SecretIdNotFound. 40 of 40 items failed; every failure is in the "
-        "'failures' XCom. A retry re-attaches to the tasks created and sends the rest."
+        f"'failures' XCom. {what_a_retry_does()}"
+    )
+
+
+def what_a_retry_does() -> str:
+    """The last sentence of a stopped batch's error, on this Airflow line (durable, no opt-in)."""
+    from airflow import __version__ as airflow_version
+
+    if AIRFLOW_V_3_3_PLUS:
+        return "A retry re-attaches to the tasks created and sends the rest."
+    return (
+        f"Apache Airflow {airflow_version} cannot re-attach on a retry; a retry fails without sending "
+        "anything unless resubmit_on_retry=True."
     )
 
 
@@ -489,6 +535,7 @@ def test_wait_for_completion_pushes_image_urls_per_item_and_records_failed_tasks
     assert failure["request_id"] in describe_ids
 
 
+@needs_task_state_store
 def test_a_failed_wait_keeps_done_items_for_the_retry_and_creates_failed_ones_anew(mps_conn):
     store = DictTaskStateStore()
     prompts = ["a cat", "a dog [emulator:fail]"]
@@ -504,7 +551,7 @@ def test_a_failed_wait_keeps_done_items_for_the_retry_and_creates_failed_ones_an
         f"{FAIL_MARKER_MESSAGE} (RequestId: {failure['request_id']}). "
         "Every failure is in the 'failures' XCom."
     )
-    context = make_context(store)
+    context = make_context(store, try_number=2)
 
     with pytest.raises(MpsError):
         make_operator(requests=prompts, wait_for_completion=True).execute(context)
@@ -536,11 +583,11 @@ def test_waiting_times_out_into_timeout_failures(mps_conn):
         "Still WAIT when waiting ended: 1 of 1 MPS tasks did not finish before "
     )
     assert context["ti"].xcoms["image_urls"] == [[]]
-    # An unfinished task stays in the ledger: the retry re-attaches to it.
-    assert (
-        context["task_state_store"].values["mps_aigc_image_batch.0"]["0"]["TaskId"] == failure["mps_task_id"]
+    # An unfinished task stays in the ledger, not marked failed: the retry re-attaches to it (3.3+).
+    ledger = context["task_state_store"].values.get("mps_aigc_image_batch.0", {})
+    assert {index: (entry["TaskId"], "Status" in entry) for index, entry in ledger.items()} == (
+        kept_for_a_retry({"0": (failure["mps_task_id"], False)})
     )
-    assert "Status" not in context["task_state_store"].values["mps_aigc_image_batch.0"]["0"]
     assert str(raised.value).startswith("1 of 1 items failed")
 
 
@@ -643,20 +690,88 @@ def test_execute_complete_without_the_pushed_batch_fails_with_a_clear_message():
     )
 
 
-def test_without_a_task_state_store_the_batch_still_runs_and_warns_that_retries_cannot_reattach(
-    mps_conn, task_logs
-):
+def test_without_a_task_state_store_in_the_context_the_batch_still_runs(mps_conn):
     context = {"ti": BatchTaskInstance()}
 
-    task_ids = make_operator(requests=["a cat"]).execute(context)
+    task_ids = make_operator(requests=["a cat", "a dog"]).execute(context)
 
-    assert task_ids == [mps_conn.tasks()[0]["TaskId"]]
-    assert (
-        "warning: task_state_store is not available (Airflow < 3.3): a retry of this task creates every "
-        "item again instead of re-attaching to the tasks already created."
-    ) in task_logs()
+    assert task_ids == [created_by_prompt(mps_conn)[prompt] for prompt in ("a cat", "a dog")]
 
 
+# -- retries ----------------------------------------------------------------------------------
+
+
+@needs_task_state_store
+def test_a_retry_whose_every_item_has_a_task_waits_for_them_without_sending_a_create(mps_conn, task_logs):
+    mps_conn.configure(run_seconds=0.5)
+    store = DictTaskStateStore()
+    prompts = ["a cat", "a dog"]
+
+    class DiesAfterSubmitting(MpsCreateAigcImageTasksOperator):
+        def poll_until_complete(self, external_id: Any, context: Any) -> None:
+            raise RuntimeError("Simulated worker loss after every item was created.")
+
+    with pytest.raises(RuntimeError):
+        DiesAfterSubmitting(task_id="create_batch", requests=prompts, wait_for_completion=True).execute(
+            make_context(store)
+        )
+
+    first_try = created_by_prompt(mps_conn)
+    assert store.values["mps_aigc_image_batch.submitted"] == {"Items": 2}
+    context = make_context(store, try_number=2)
+
+    task_ids = make_operator(requests=prompts, wait_for_completion=True).execute(context)
+
+    assert task_ids == [first_try["a cat"], first_try["a dog"]]
+    assert len(creates(mps_conn)) == 2
+    assert context["ti"].xcoms["image_urls"] == [[f"{mps_conn.endpoint}/images/{t}/0.png"] for t in task_ids]
+    # ResumableJobMixin re-attached to the batch: nothing to create, so no submission at all.
+    assert [line for line in task_logs() if "earlier try" in line or "existing job" in line] == [
+        "info: Re-attached to 2 MPS task(s) created by an earlier try; 0 item(s) may have been created by "
+        "it and are not resent.",
+        "info: Reconnecting to existing job",
+    ]
+    assert store.values == {}
+
+
+@before_task_state_store
+def test_a_retry_before_airflow_3_3_fails_without_retrying_instead_of_creating_the_batch_again(mps_conn):
+    operator = make_operator(requests=["a cat", "a dog", "a bird"], retries=2)
+
+    with pytest.raises(AirflowFailException) as raised:
+        operator.execute(make_context(try_number=2))
+
+    assert str(raised.value) == refused_retry_message(2, "MPS AIGC image tasks for the 3 items of its batch")
+    assert mps_conn.requests() == []
+
+
+@before_task_state_store
+def test_resubmit_on_retry_lets_a_retry_before_airflow_3_3_create_every_item_again(mps_conn):
+    operator = make_operator(requests=["a cat", "a dog"], resubmit_on_retry=True, retries=1)
+
+    task_ids = operator.execute(make_context(try_number=2))
+
+    assert task_ids == [created_by_prompt(mps_conn)[prompt] for prompt in ("a cat", "a dog")]
+
+
+@before_task_state_store
+def test_a_stopped_batch_before_airflow_3_3_with_resubmit_on_retry_says_a_retry_creates_every_item_again(
+    mps_conn,
+):
+    from airflow import __version__ as airflow_version
+
+    mps_conn.configure(error_code="AuthFailure.SecretIdNotFound", error_rate={CREATE: 1.0})
+
+    with pytest.raises(MpsError) as raised:
+        make_operator(requests=["a cat"], resubmit_on_retry=True).execute(make_context())
+
+    assert str(raised.value).endswith(
+        f"Apache Airflow {airflow_version} cannot re-attach on a retry; with resubmit_on_retry=True a retry "
+        "creates every item again."
+    )
+
+
+@needs_task_state_store
 def test_durable_false_keeps_no_record_of_the_batch(mps_conn):
     store = DictTaskStateStore()
     mps_conn.configure(error_code="InvalidParameterValue", error_burst={CREATE: 1})

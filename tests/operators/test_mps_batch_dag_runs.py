@@ -1,9 +1,9 @@
 """
-MpsCreateAigcImageTasksOperator in a real DAG run (``dag.test()``) against the emulator.
+MpsCreateAigcImageTasksOperator in real DAG runs (``dag.test()``) against the emulator.
 
-One DAG exercises the behaviours that need Airflow itself: requests from an upstream ``XComArg``,
-a deferral to the batch trigger and back, XComs read downstream, and a retried try re-attaching
-through the real ``task_state_store`` instead of creating the batch again.
+The behaviours that need Airflow itself: requests from an upstream ``XComArg``, a deferral to the
+batch trigger and back, XComs read downstream, and a retried try, which re-attaches through the
+real ``task_state_store`` on Airflow 3.3+ and fails instead of creating the batch again before.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import datetime
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
-from tests.conftest import run_dag
 from tests.operators._airflow_records import task_states, xcoms
+from tests.operators._dag_runs import run_dag
+from tests.operators.test_mps import before_task_state_store, needs_task_state_store
 from tests.operators.test_mps_dag_runs import stored_task_state
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
@@ -25,20 +26,14 @@ START = pendulum.datetime(2025, 1, 1, tz="UTC")
 class DiesAfterSubmittingOnFirstTry(MpsCreateAigcImageTasksOperator):
     """Loses its worker right after every item was created and recorded, on the first try only."""
 
-    def _submit(self, *args: Any, **kwargs: Any) -> str | None:
-        stopped = super()._submit(*args, **kwargs)
-        if self._current_try == 1:
+    def submit_job(self, context: Any) -> Any:
+        submitted = super().submit_job(context)
+        if context["ti"].try_number == 1:
             raise RuntimeError("Simulated worker loss after the batch was created.")
-        return stopped
-
-    def execute(self, context: Any) -> Any:
-        self._current_try = context["ti"].try_number
-        return super().execute(context)
+        return submitted
 
 
-def test_a_batch_from_upstream_rows_defers_and_a_retry_reattaches_through_the_task_state_store(
-    airflow_home, mps_conn
-):
+def test_a_batch_from_upstream_rows_defers_and_its_xcoms_feed_a_downstream_task(airflow_home, mps_conn):
     with DAG("mps_batch_operator", schedule=None, start_date=START) as dag:
 
         @task
@@ -58,14 +53,6 @@ def test_a_batch_from_upstream_rows_defers_and_a_retry_reattaches_through_the_ta
             poll_interval=0.2,
             max_failed_items=1,
         )
-        DiesAfterSubmittingOnFirstTry(
-            task_id="retried",
-            requests=["a desk lamp", "a lounge chair"],
-            wait_for_completion=True,
-            poll_interval=0.2,
-            retries=1,
-            retry_delay=datetime.timedelta(seconds=0),
-        )
 
         @task
         def usable(mps_task_ids: list[str | None]) -> list[str]:
@@ -78,19 +65,11 @@ def test_a_batch_from_upstream_rows_defers_and_a_retry_reattaches_through_the_ta
     assert task_states(run.run_id, dag.dag_id) == {
         ("rows", -1): ("success", 1),
         ("deferred", -1): ("success", 1),
-        ("retried", -1): ("success", 2),
         ("usable", -1): ("success", 1),
     }
     records = xcoms(run.run_id, dag.dag_id)
     by_prompt = {created["Request"]["Prompt"]: created for created in mps_conn.tasks()}
-    # Two tries of "retried", yet one task per item: the second try re-attached.
-    assert sorted(by_prompt) == [
-        "a brass lamp",
-        "a canvas tote [emulator:fail]",
-        "a desk lamp",
-        "a lounge chair",
-        "a stoneware mug",
-    ]
+    assert sorted(by_prompt) == ["a brass lamp", "a canvas tote [emulator:fail]", "a stoneware mug"]
     assert by_prompt["a brass lamp"]["Request"] == {
         "Prompt": "a brass lamp",
         "ModelName": "GEM",
@@ -113,7 +92,34 @@ def test_a_batch_from_upstream_rows_defers_and_a_retry_reattaches_through_the_ta
         tote,
     )
     assert records[("usable", -1, "return_value")] == [mug, lamp]
-    desk, chair = by_prompt["a desk lamp"]["TaskId"], by_prompt["a lounge chair"]["TaskId"]
+    create_ids = {
+        call["RequestId"] for call in mps_conn.requests() if call["Action"] == "CreateAigcImageTask"
+    }
+    assert set(records[("deferred", -1, "request_ids")]) == create_ids
+    assert run.state == "success"
+
+
+RETRY = {
+    "wait_for_completion": True,
+    "poll_interval": 0.2,
+    "retries": 1,
+    "retry_delay": datetime.timedelta(0),
+}
+
+
+@needs_task_state_store
+def test_a_retry_reattaches_to_the_batch_through_the_task_state_store(airflow_home, mps_conn):
+    with DAG("mps_batch_operator_reattach", schedule=None, start_date=START) as dag:
+        DiesAfterSubmittingOnFirstTry(task_id="retried", requests=["a desk lamp", "a lounge chair"], **RETRY)
+
+    run = run_dag(dag)
+
+    assert task_states(run.run_id, dag.dag_id) == {("retried", -1): ("success", 2)}
+    records = xcoms(run.run_id, dag.dag_id)
+    # Two tries, yet one task per item: the second try re-attached.
+    by_prompt = {created["Request"]["Prompt"]: created["TaskId"] for created in mps_conn.tasks()}
+    assert sorted(by_prompt) == ["a desk lamp", "a lounge chair"]
+    desk, chair = by_prompt["a desk lamp"], by_prompt["a lounge chair"]
     assert records[("retried", -1, "return_value")] == [desk, chair]
     assert records[("retried", -1, "image_urls")] == [
         [f"{mps_conn.endpoint}/images/{desk}/0.png"],
@@ -123,10 +129,36 @@ def test_a_batch_from_upstream_rows_defers_and_a_retry_reattaches_through_the_ta
     create_ids = {
         call["RequestId"] for call in mps_conn.requests() if call["Action"] == "CreateAigcImageTask"
     }
-    assert (
-        set(records[("retried", -1, "request_ids")]) | set(records[("deferred", -1, "request_ids")])
-        == create_ids
-    )
-    # Both batches succeeded, so neither keeps a record: clearing them would generate new images.
+    assert set(records[("retried", -1, "request_ids")]) == create_ids
+    # The batch succeeded, so it keeps no record: clearing it would generate new images.
     assert stored_task_state(run.run_id, dag.dag_id) == {}
     assert run.state == "success"
+
+
+@before_task_state_store
+def test_before_airflow_3_3_a_retry_fails_instead_of_creating_the_batch_again_unless_resubmit_on_retry(
+    airflow_home, mps_conn
+):
+    with DAG("mps_batch_operator_no_store", schedule=None, start_date=START) as dag:
+        DiesAfterSubmittingOnFirstTry(task_id="refused", requests=["a desk lamp", "a lounge chair"], **RETRY)
+        DiesAfterSubmittingOnFirstTry(
+            task_id="resubmitted", requests=["a brass lamp"], resubmit_on_retry=True, **RETRY
+        )
+
+    run = run_dag(dag)
+
+    assert task_states(run.run_id, dag.dag_id) == {
+        ("refused", -1): ("failed", 2),
+        ("resubmitted", -1): ("success", 2),
+    }
+    # The refused retry sent nothing; the opted-in one created its item a second time.
+    assert sorted(created["Request"]["Prompt"] for created in mps_conn.tasks()) == [
+        "a brass lamp",
+        "a brass lamp",
+        "a desk lamp",
+        "a lounge chair",
+    ]
+    records = xcoms(run.run_id, dag.dag_id)
+    assert records[("resubmitted", -1, "return_value")] == [mps_conn.tasks()[-1]["TaskId"]]
+    assert ("refused", -1, "return_value") not in records
+    assert run.state == "failed"

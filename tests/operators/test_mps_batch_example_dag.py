@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_mps.transfers.mps_to_object_storage import safe_path_segment
-from tests.conftest import EXAMPLE_DAGS, run_dag
+from tests.conftest import EXAMPLE_DAGS
 from tests.operators._airflow_records import task_states, xcoms
+from tests.operators._dag_runs import run_dag
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,10 +41,12 @@ def test_the_catalogue_has_a_few_hundred_distinct_products():
 def test_the_example_generates_one_image_per_row_from_one_batch_task_and_saves_them(
     airflow_home: Path, mps_conn: Any, image_base: Path
 ):
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dagbag import DagBag
 
     mps_conn.configure(wait_seconds=0, run_seconds=0)
-    dag = DagBag(dag_folder=str(EXAMPLE_DAGS / f"{DAG_ID}.py")).get_dag(DAG_ID)
+    dagbag = DagBag(dag_folder=str(EXAMPLE_DAGS / f"{DAG_ID}.py"))
+    assert dagbag.import_errors == {}
+    dag = dagbag.get_dag(DAG_ID)
 
     run = run_dag(dag, run_conf={"limit": 3})
 

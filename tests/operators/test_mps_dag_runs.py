@@ -13,11 +13,12 @@ import json
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from tests.conftest import run_dag
 from tests.operators._airflow_records import task_states, xcoms
+from tests.operators._dag_runs import run_dag
+from tests.operators.test_mps import before_task_state_store, needs_task_state_store
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
@@ -175,24 +176,12 @@ def test_mapped_instances_each_create_their_own_task_and_native_templates_keep_t
     assert run.state == "success"
 
 
-class DiesAfterCreatingOnFirstTry(MpsCreateAigcImageTaskOperator):
-    """Loses its worker right after the MPS task was created and recorded, on the first try only."""
-
-    def poll_until_complete(self, external_id: Any, context: Any) -> None:
-        if context["ti"].try_number == 1:
-            raise RuntimeError("Simulated worker loss after the MPS task was created.")
-        super().poll_until_complete(external_id, context)
-
-
-def test_waiting_modes_and_retries_that_reattach_instead_of_paying_twice(airflow_home, mps_conn):
+def test_deferral_and_values_refused_at_run_time_in_a_dag_run(airflow_home, mps_conn):
     mps_conn.configure(run_seconds=1.0)
-    retry = {"retries": 1, "retry_delay": datetime.timedelta(seconds=0), "poll_interval": 0.2}
-    with DAG("mps_operator_modes", schedule=None, start_date=START, params={"too_long": "x" * 1001}) as dag:
-        DiesAfterCreatingOnFirstTry(task_id="sync_reattach", prompt="sync", wait_for_completion=True, **retry)
-        DiesAfterCreatingOnFirstTry(
-            task_id="deferred_reattach", prompt="deferred", wait_for_completion=True, deferrable=True, **retry
-        )
-        DiesAfterCreatingOnFirstTry(task_id="no_wait_reattach", prompt="no wait", **retry)
+    no_retry_delay = {"retry_delay": datetime.timedelta(seconds=0)}
+    with DAG(
+        "mps_operator_deferral", schedule=None, start_date=START, params={"too_long": "x" * 1001}
+    ) as dag:
         MpsCreateAigcImageTaskOperator(
             task_id="deferred",
             prompt="deferred once",
@@ -201,14 +190,54 @@ def test_waiting_modes_and_retries_that_reattach_instead_of_paying_twice(airflow
             poll_interval=0.2,
         )
         MpsCreateAigcImageTaskOperator(
-            task_id="invalid",
-            prompt="{{ params.too_long }}",
-            retries=2,
-            retry_delay=datetime.timedelta(seconds=0),
+            task_id="invalid", prompt="{{ params.too_long }}", retries=2, **no_retry_delay
         )
-        MpsCreateAigcImageTaskOperator.partial(
-            task_id="invalid_mapped", retries=2, retry_delay=datetime.timedelta(seconds=0)
-        ).expand(prompt=["y" * 1001])
+        MpsCreateAigcImageTaskOperator.partial(task_id="invalid_mapped", retries=2, **no_retry_delay).expand(
+            prompt=["y" * 1001]
+        )
+
+    run = run_dag(dag)
+
+    # A refused value fails at once: its retries are never used.
+    assert task_states(run.run_id, dag.dag_id) == {
+        ("deferred", -1): ("success", 1),
+        ("invalid", -1): ("failed", 1),
+        ("invalid_mapped", 0): ("failed", 1),
+    }
+    records = xcoms(run.run_id, dag.dag_id)
+    [created] = mps_conn.tasks()
+    assert (created["Request"]["Prompt"], records[("deferred", -1, "return_value")]) == (
+        "deferred once",
+        created["TaskId"],
+    )
+    assert records[("deferred", -1, "image_urls")] == [
+        f"{mps_conn.endpoint}/images/{created['TaskId']}/0.png"
+    ]
+    assert records[("deferred", -1, "request_id")] == create_request_ids(mps_conn).pop()
+    assert run.state == "failed"
+
+
+class DiesAfterCreatingOnFirstTry(MpsCreateAigcImageTaskOperator):
+    """Loses its worker right after the MPS task was created (and stored, on 3.3+), on the first try only."""
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> None:
+        if context["ti"].try_number == 1:
+            raise RuntimeError("Simulated worker loss after the MPS task was created.")
+        super().poll_until_complete(external_id, context)
+
+
+RETRY = {"retries": 1, "retry_delay": datetime.timedelta(seconds=0), "poll_interval": 0.2}
+
+
+@needs_task_state_store
+def test_retries_reattach_through_the_task_state_store_instead_of_paying_twice(airflow_home, mps_conn):
+    mps_conn.configure(run_seconds=1.0)
+    with DAG("mps_operator_reattach", schedule=None, start_date=START) as dag:
+        DiesAfterCreatingOnFirstTry(task_id="sync_reattach", prompt="sync", wait_for_completion=True, **RETRY)
+        DiesAfterCreatingOnFirstTry(
+            task_id="deferred_reattach", prompt="deferred", wait_for_completion=True, deferrable=True, **RETRY
+        )
+        DiesAfterCreatingOnFirstTry(task_id="no_wait_reattach", prompt="no wait", **RETRY)
 
     run = run_dag(dag)
 
@@ -216,38 +245,63 @@ def test_waiting_modes_and_retries_that_reattach_instead_of_paying_twice(airflow
         ("sync_reattach", -1): ("success", 2),
         ("deferred_reattach", -1): ("success", 2),
         ("no_wait_reattach", -1): ("success", 2),
-        ("deferred", -1): ("success", 1),
-        ("invalid", -1): ("failed", 1),
-        ("invalid_mapped", 0): ("failed", 1),
     }
     records = xcoms(run.run_id, dag.dag_id)
-    created = [(task["Request"]["Prompt"], task["TaskId"]) for task in mps_conn.tasks()]
-    assert sorted(prompt for prompt, _ in created) == ["deferred", "deferred once", "no wait", "sync"]
-    prompts = dict(created)
+    # Two tries each, yet one MPS task each: the second try re-attached.
+    prompts = {task["Request"]["Prompt"]: task["TaskId"] for task in mps_conn.tasks()}
+    assert len(mps_conn.tasks()) == 3
     assert prompts == {
         "sync": records[("sync_reattach", -1, "return_value")],
         "deferred": records[("deferred_reattach", -1, "return_value")],
         "no wait": records[("no_wait_reattach", -1, "return_value")],
-        "deferred once": records[("deferred", -1, "return_value")],
     }
-    images = {
+    assert {
         task_id: records.get((task_id, -1, "image_urls"))
         for task_id, _ in task_states(run.run_id, dag.dag_id)
-    }
-    assert images == {
+    } == {
         "sync_reattach": [f"{mps_conn.endpoint}/images/{prompts['sync']}/0.png"],
         "deferred_reattach": [f"{mps_conn.endpoint}/images/{prompts['deferred']}/0.png"],
         "no_wait_reattach": None,
-        "deferred": [f"{mps_conn.endpoint}/images/{prompts['deferred once']}/0.png"],
-        "invalid": None,
-        "invalid_mapped": None,
     }
     # The request ids survive the retry (Airflow clears XComs at each new try; the store keeps them).
     assert {
         records[(task_id, -1, "request_id")]
-        for task_id in ("sync_reattach", "deferred_reattach", "no_wait_reattach", "deferred")
+        for task_id in ("sync_reattach", "deferred_reattach", "no_wait_reattach")
     } == create_request_ids(mps_conn)
     assert stored_task_state(run.run_id, dag.dag_id) == {}
+
+
+@before_task_state_store
+def test_before_airflow_3_3_a_retry_fails_instead_of_paying_twice_unless_resubmit_on_retry(
+    airflow_home, mps_conn
+):
+    with DAG("mps_operator_no_store", schedule=None, start_date=START) as dag:
+        DiesAfterCreatingOnFirstTry(task_id="refused", prompt="refused", wait_for_completion=True, **RETRY)
+        DiesAfterCreatingOnFirstTry(
+            task_id="resubmitted",
+            prompt="resubmitted",
+            wait_for_completion=True,
+            resubmit_on_retry=True,
+            **RETRY,
+        )
+
+    run = run_dag(dag)
+
+    assert task_states(run.run_id, dag.dag_id) == {
+        ("refused", -1): ("failed", 2),
+        ("resubmitted", -1): ("success", 2),
+    }
+    # The refused retry sent nothing; the opted-in one paid for a second task.
+    assert sorted(task["Request"]["Prompt"] for task in mps_conn.tasks()) == [
+        "refused",
+        "resubmitted",
+        "resubmitted",
+    ]
+    records = xcoms(run.run_id, dag.dag_id)
+    second = mps_conn.tasks()[-1]["TaskId"]
+    assert records[("resubmitted", -1, "return_value")] == second
+    assert ("refused", -1, "return_value") not in records
+    assert run.state == "failed"
 
 
 def stored_task_state(run_id: str, dag_id: str) -> dict[tuple[str, int, str], Any]:
