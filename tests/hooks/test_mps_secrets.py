@@ -118,3 +118,38 @@ def test_redact_masks_credential_headers_and_query_parameters():
         "Header: Authorization: ***\nX-TC-Token: ***\nx-tc-token:***\nContent-Type: application/json\n"
         "Data: Token=***&SecretKey=***&Signature=***&Action=Describe"
     )
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_key_token_and_proxy_password_are_registered_with_the_masker_by_both_paths(
+    set_connection, path, monkeypatch
+):
+    # The async path is the triggers': amask_secret on Airflow 3.3+, mask_secret in a worker thread
+    # before; either way Airflow's masker (the one task and trigger logs go through) hides them.
+    from airflow.providers.common.compat.sdk import redact as airflow_redact
+
+    key, token, proxy_password = (
+        f"{name}-{path}-{secrets.token_hex(8)}" for name in ("key", "token", "proxy")
+    )
+    hook = MpsHook(
+        set_connection(
+            f"mps_mask_{path}",
+            login=SECRET_ID,
+            password=key,
+            extra={"token": token, "proxy": f"http://user:{proxy_password}@127.0.0.1:3128"},
+        )
+    )
+
+    if path == "sync":
+        hook.get_conn()
+    else:
+
+        async def build_async_client() -> None:
+            try:
+                await hook.aget_conn()
+            finally:
+                await hook.aclose()
+
+        asyncio.run(build_async_client())
+
+    assert airflow_redact(f"{key} {token} {proxy_password}") == "*** *** ***"
