@@ -47,6 +47,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-module": "airflow_provider_mps.transfers.mps_to_object_storage",
             }
         ],
+        # conn-fields / ui-field-behaviour drive the form from Airflow 3.2.  Older lines' schemas
+        # accept the keys and ignore them; there MpsHook.get_connection_form_widgets() and
+        # get_ui_field_behaviour() build the same form.
         "connection-types": [
             {
                 "connection-type": CONNECTION_TYPE,
