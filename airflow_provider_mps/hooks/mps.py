@@ -91,7 +91,9 @@ async def _amask_secret(secret: str) -> None:
 
     Airflow 3.3 has ``amask_secret``.  Before it, the sync ``mask_secret`` tells the supervisor
     through a blocking call that fails on the event loop's thread (Airflow 3.0 raises; 3.1 drops
-    the message), so it runs in a worker thread, as common-compat's ``get_async_extra_dejson`` does.
+    the message), so it runs in asgiref's ``sync_to_async`` worker thread, as common-compat's
+    ``get_async_extra_dejson`` does: from there (unlike a plain thread) the triggerer's
+    ``async_to_sync`` channel reaches the trigger's loop.
     """
     if AIRFLOW_V_3_3_PLUS:
         from airflow.sdk.log import amask_secret
