@@ -9,13 +9,18 @@ waits for the UI to be ready for the next step, so tests read as the steps a per
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from packaging.version import Version
 from playwright.sync_api import expect
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Response, Route
+
+#: The Airflow whose UI the tests drive (the one installed next to them).
+AIRFLOW_VERSION = Version(version("apache-airflow"))
 
 
 def open_dialog(page: Page) -> Locator:

@@ -21,26 +21,23 @@ import csv
 import os
 import re
 import shutil
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from packaging.version import Version
 
 from airflow_provider_mps.emulator.pytest_plugin import EmulatorHandle
 from tests.integration.airflow_cluster import EXAMPLE_DAGS, provider_cluster
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, FloatRect, Locator, Page, ViewportSize
 
     from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
     from tests.integration.airflow_cluster import AirflowCluster
 
 BROWSER_MARKER = "browser"
-AIRFLOW_VERSION = Version(version("apache-airflow"))
 
 #: Flags for Debian's Chromium in a container: no sandbox, no GPU, and none of its background
 #: traffic (update checks, sync, QUIC probes), which otherwise gets connections refused in bulk.
@@ -55,7 +52,7 @@ CHROMIUM_ARGS = (
     "--disable-sync",
 )
 #: Tall enough that the trigger and connection dialogs fit without scrolling.
-VIEWPORT = {"width": 1280, "height": 1500}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 1500}
 #: Seconds a UI element may take to appear: the API server shares two cores with the workers.
 UI_TIMEOUT_SECONDS = 30
 
@@ -82,7 +79,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Leave the browser tests out unless the ``browser`` marker is selected."""
     if _browser_selected(config):
         return
-    kept, left_out = [], []
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
     for item in items:
         (left_out if item.get_closest_marker(BROWSER_MARKER) else kept).append(item)
     if left_out:
@@ -91,7 +89,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Keep each phase's report on the test item, so fixtures can tell that the test failed."""
     report: pytest.TestReport = yield
     setattr(item, f"report_{report.when}", report)
@@ -225,6 +225,18 @@ class DocsScreenshots:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             target.screenshot(path=str(self.folder / name), animations="disabled")
+
+    def save_top(self, name: str, tab: Page, height: int) -> None:
+        """Save the top ``height`` pixels of ``tab`` as ``name``."""
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            clip: FloatRect = {
+                "x": 0,
+                "y": 0,
+                "width": (tab.viewport_size or VIEWPORT)["width"],
+                "height": height,
+            }
+            tab.screenshot(path=str(self.folder / name), animations="disabled", clip=clip)
 
     def save_bytes(self, name: str, content: bytes) -> None:
         """Save ``content`` (e.g. an image the UI opened) as ``name``."""
