@@ -82,24 +82,26 @@ from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
             # An http(s) URL, or a blank line (skipped).
             items={"type": "string", "pattern": "^$|^https?://"},
         ),
+        # Free text with suggestions rather than a fixed list: the service adds values over time.
         "aspect_ratio": Param(
             "1:1",
             title="Aspect ratio",
-            description="Width : height of the image, or Model's default to let the model decide.",
+            description=(
+                "Width:height, e.g. 1:1, 16:9 or 3:4 (Kling and Vidu take "
+                f"{', '.join(KLING_VIDU_ASPECT_RATIOS)}). Leave empty for the model's default."
+            ),
             type=["null", "string"],
-            enum=[None, *KLING_VIDU_ASPECT_RATIOS],
-            values_display={"null": "Model's default"},
+            examples=list(KLING_VIDU_ASPECT_RATIOS),
         ),
         "resolution": Param(
             "2K",
             title="Resolution",
             description=(
                 "wand-vega-image takes 1K, 2K or 4K; the other models 720P, 1080P, 2K or 4K. "
-                "Or Model's default to let the model decide."
+                "Leave empty for the model's default."
             ),
             type=["null", "string"],
-            enum=[None, *ALL_RESOLUTIONS],
-            values_display={"null": "Model's default"},
+            examples=list(ALL_RESOLUTIONS),
         ),
     },
 )

@@ -139,8 +139,8 @@ def test_ui_example_sends_the_optional_fields_a_person_fills(
     type_into(dialog, "negative_prompt", "text, watermark")
     switch_on(dialog, "enhance_prompt")
     type_into(dialog, "image_urls", "https://example.com/teapot.webp\nhttps://example.com/cloth.png")
-    choose(page, dialog, "aspect_ratio", "16:9")
-    choose(page, dialog, "resolution", "Model's default")
+    type_into(dialog, "aspect_ratio", "16:9")
+    field(dialog, "resolution").fill("")  # the model's default
 
     run = submit_trigger_form(page, dialog, UI_DAG)
     _finished(airflow, UI_DAG, run)
