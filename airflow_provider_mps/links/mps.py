@@ -2,9 +2,10 @@
 Operator extra links: the generated image and the MPS console page of the AIGC task.
 
 Airflow 3 evaluates ``get_link`` on the worker when the task finishes and stores the result in
-an XCom (``_link_<ClassName>``) that the UI reads; the links therefore read the XComs the task
-itself pushed (``image_urls`` and ``return_value``) and return ``""`` (no button) when there is
-nothing to link to yet, for example while the task is deferred.
+an XCom (``_link_<ClassName>``) that the UI reads; Airflow 2's webserver calls it when the page is
+shown, with the DAG's operator (its templates not rendered).  On both, the links therefore read the
+XComs the task itself pushed (``image_urls``, ``return_value``, ``mps_task_id``) and return ``""``
+(no button) when there is nothing to link to yet, for example while the task is deferred.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 
 #: Page of the MPS console that lists AIGC tasks ("AIGC Content Generation" → task management).
 MPS_CONSOLE_AIGC_TASK_URL = "https://console.cloud.tencent.com/mps/aigc/task"
+
+#: XCom key of the rendered TaskId, for tasks whose ``return_value`` does not hold it (the transfer).
+MPS_TASK_ID_XCOM_KEY = "mps_task_id"
 
 
 def _get_xcom(ti_key: TaskInstanceKey, key: str) -> Any:
@@ -83,7 +87,8 @@ class MpsConsoleTaskLink(BaseOperatorLink):
     Link to the AIGC task page of the Tencent Cloud MPS console.
 
     The TaskId comes from the task's ``return_value`` XCom (the create operator returns it; the
-    sensor returns a dict holding it), falling back to the operator's rendered ``mps_task_id``.  The page is
+    sensor returns a dict holding it), then from its ``mps_task_id`` XCom (the transfer pushes it),
+    falling back to the operator's ``mps_task_id`` when it is not a template.  The page is
     :data:`MPS_CONSOLE_AIGC_TASK_URL` with the TaskId as the ``taskId`` query parameter; the
     console requires a login to the account that owns the task.
     """
@@ -98,6 +103,8 @@ class MpsConsoleTaskLink(BaseOperatorLink):
         :param ti_key: the task instance whose XComs are read.
         """
         mps_task_id = _task_id_from_return_value(_get_xcom(ti_key, "return_value"))
+        if not mps_task_id:
+            mps_task_id = _get_xcom(ti_key, MPS_TASK_ID_XCOM_KEY)
         if not mps_task_id:
             mps_task_id = getattr(operator, "mps_task_id", None)
         return console_task_url(mps_task_id)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import Asset, BaseOperator, ObjectStoragePath
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
-from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
+from airflow_provider_mps.links.mps import MPS_TASK_ID_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.validation import check_positive_seconds
 
 # The exceptions and the TaskId check are imported in the methods that run the transfer: a DAG
@@ -101,7 +101,8 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
     sees a partial image under its final name; a retry overwrites the same names.
 
     Returns, in image order, ``[{"path", "size", "sha256", "source_url", "content_type"}]``, and
-    pushes the source URLs to the XCom key ``image_urls``.  Assets in ``outlets`` receive an
+    pushes the source URLs to the XCom key ``image_urls`` and the TaskId to ``mps_task_id`` (what
+    the extra links read).  Assets in ``outlets`` receive an
     event whose ``extra`` holds the TaskId and the written paths.
 
     :param mps_task_id: the MPS TaskId (templated), e.g. ``create.output``.
@@ -169,6 +170,7 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         # in an error that was detectable at once (and that Airflow would retry).
         folder = self._destination_folder(context, mps_task_id)
         image_urls = self._finished_image_urls(mps_task_id)
+        context["ti"].xcom_push(key=MPS_TASK_ID_XCOM_KEY, value=mps_task_id)
         context["ti"].xcom_push(key=IMAGE_URLS_XCOM_KEY, value=image_urls)
 
         written = []

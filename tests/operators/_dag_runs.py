@@ -1,17 +1,25 @@
 """
 Run a DAG built inside a test with ``dag.test()``, on every Airflow line the provider supports.
 
-Airflow 3.1+ only runs DAGs serialized in the metadata database (what the DAG processor writes
-for files in a bundle); Airflow 3.0 needs them there for its execution API; Airflow 2.11 runs the
-DAG object as it is.  :func:`tests.conftest.run_dag` covers 3.3; this helper is the same on every
-line, deciding by the provider's version flags.
+Airflow 3.1+ only runs DAGs serialized in the metadata database (what the DAG processor writes for
+files in a bundle); Airflow 3.0 needs them there for its execution API; Airflow 2.11 runs the DAG
+object, but records Dataset events only for a DAG synced to the database.
+:func:`tests.conftest.run_dag` covers 3.3; this helper is the same on every line, deciding by the
+provider's version flags.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_3_PLUS
+
+if not AIRFLOW_V_3_0_PLUS:
+    # Airflow 2's unit-test mode (set by tests/conftest.py) defaults to the LocalExecutor, which refuses
+    # SQLite when a sensor's reschedule dependency loads it; dag.test() runs tasks in-process anyway.
+    # Set when this module is imported (collection), before Airflow caches the executor's name.
+    os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "SequentialExecutor")
 
 
 def _write_serialized_dag(dag: Any) -> None:
@@ -49,6 +57,10 @@ def run_dag(dag: Any, **test_kwargs: Any) -> Any:
         return run_serialized_dag(dag, **test_kwargs)
     if AIRFLOW_V_3_0_PLUS:
         _write_serialized_dag(dag)
-    elif "logical_date" in test_kwargs:
+        return dag.test(**test_kwargs)
+    # What Airflow 2's DAG processor does: the DAG and its outlets' Datasets exist in the database,
+    # so the Dataset events a task emits are recorded.
+    dag.sync_to_db()
+    if "logical_date" in test_kwargs:
         test_kwargs["execution_date"] = test_kwargs.pop("logical_date")
     return dag.test(**test_kwargs)

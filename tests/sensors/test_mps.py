@@ -5,14 +5,20 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
 from airflow_provider_mps.links.mps import MPS_CONSOLE_AIGC_TASK_URL
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
 from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
-from tests.conftest import run_dag
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS
+from tests.links._links import extra_link_urls
+from tests.operators._dag_runs import run_dag
 from tests.sensors._records import states, xcoms
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -75,14 +81,17 @@ def test_poke_mode_returns_the_result_on_done_and_fails_or_skips_on_fail(mps_con
             "request_id": done_values["return_value"]["request_id"],
         },
         "image_urls": image_urls,
-        "_link_MpsAigcImageLink": image_urls[0],
-        "_link_MpsConsoleTaskLink": f"{MPS_CONSOLE_AIGC_TASK_URL}?taskId={done}",
     }
     assert done_values["return_value"]["request_id"] in {r["RequestId"] for r in mps_conn.requests()}
-    # A failed sensor links no image, but still links the MPS console page of its task.
-    assert {key: value for (task, key), value in values.items() if task == "fail"} == {
-        "_link_MpsAigcImageLink": "",
-        "_link_MpsConsoleTaskLink": f"{MPS_CONSOLE_AIGC_TASK_URL}?taskId={failed}",
+    assert extra_link_urls(dag, run.run_id, "done") == {
+        "MPS Generated Image": image_urls[0],
+        "MPS Console": f"{MPS_CONSOLE_AIGC_TASK_URL}?taskId={done}",
+    }
+    # A failed sensor pushes nothing and links no image, but still links the MPS console page of its task.
+    assert {key: value for (task, key), value in values.items() if task == "fail"} == {}
+    assert extra_link_urls(dag, run.run_id, "fail") == {
+        "MPS Generated Image": "",
+        "MPS Console": f"{MPS_CONSOLE_AIGC_TASK_URL}?taskId={failed}",
     }
 
 
@@ -94,7 +103,9 @@ def test_deferrable_sensor_waits_in_the_trigger_and_returns_the_result(mps_conn,
     with DAG("mps_sensor_deferrable", schedule=None, start_date=START) as dag:
         _sensor("wait", mps_task_id, deferrable=True)
 
-    with caplog.at_level("INFO", logger="airflow.sdk.definitions.dag"):
+    # dag.test() logs it from airflow.sdk.definitions.dag on Airflow 3, airflow.models.dag on Airflow 2.
+    dag_test_logger = "airflow.sdk.definitions.dag" if AIRFLOW_V_3_0_PLUS else "airflow.models.dag"
+    with caplog.at_level("INFO", logger=dag_test_logger):
         run = run_dag(dag)
     watcher.join()
 
@@ -109,7 +120,7 @@ def test_deferrable_sensor_waits_in_the_trigger_and_returns_the_result(mps_conn,
         "request_id": values[("wait", "return_value")]["request_id"],
     }
     assert values[("wait", "image_urls")] == image_urls
-    assert values[("wait", "_link_MpsAigcImageLink")] == image_urls[0]
+    assert extra_link_urls(dag, run.run_id, "wait")["MPS Generated Image"] == image_urls[0]
     assert "[DAG TEST] running trigger in line" in caplog.messages
     describes = [r for r in mps_conn.requests() if r["Action"] == "DescribeAigcImageTask"]
     assert values[("wait", "return_value")]["request_id"] == describes[-1]["RequestId"]
@@ -152,13 +163,15 @@ def test_reschedule_mode_frees_the_worker_between_pokes(mps_conn):
     assert xcoms(dag.dag_id, run.run_id)[("wait", "image_urls")] == [
         f"{mps_conn.endpoint}/images/{mps_task_id}/0.png"
     ]
-    with create_session() as session:
-        reschedules = session.scalar(
-            select(func.count())
-            .select_from(TaskReschedule)
-            .join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
-            .where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run.run_id)
+    count = select(func.count()).select_from(TaskReschedule)
+    if AIRFLOW_V_3_0_PLUS:  # a reschedule belongs to a task instance by its id since Airflow 3.0
+        count = count.join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id).where(
+            TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run.run_id
         )
+    else:
+        count = count.where(TaskReschedule.dag_id == dag.dag_id, TaskReschedule.run_id == run.run_id)
+    with create_session() as session:
+        reschedules = session.scalar(count)
     # The first poke saw RUN and gave the worker back; the poke after the reschedule saw DONE.
     assert reschedules == 1
 

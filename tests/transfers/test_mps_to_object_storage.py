@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
-from airflow.sdk import DAG, Asset, ObjectStoragePath
+from airflow.providers.common.compat.sdk import DAG, Asset, ObjectStoragePath
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskFailedError
 from airflow_provider_mps.links.mps import MPS_CONSOLE_AIGC_TASK_URL
@@ -15,7 +15,9 @@ from airflow_provider_mps.transfers.mps_to_object_storage import (
     extension_for,
     safe_path_segment,
 )
-from tests.conftest import run_dag
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS
+from tests.links._links import extra_link_urls
+from tests.operators._dag_runs import run_dag
 from tests.sensors._records import states, xcoms
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -125,7 +127,7 @@ def test_every_image_is_streamed_to_its_deterministic_name_after_waiting(mps_con
     ]
     assert (folder / "0.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
     assert _files(tmp_path) == [f"images/images_dag/{SAFE_RUN_ID}/{mps_task_id}/{i}.jpg" for i in range(2)]
-    assert ti.pushed == {"image_urls": urls}
+    assert ti.pushed == {"mps_task_id": mps_task_id, "image_urls": urls}
 
 
 def test_a_retry_overwrites_the_same_files(mps_conn, tmp_path):
@@ -266,10 +268,16 @@ def test_a_destination_scheme_without_a_filesystem_is_refused_before_the_task_is
     with pytest.raises(MpsInvalidParameterError) as error:
         _transfer(mps_task_id, "nosuch://bucket/images").execute({"ti": _TaskInstance()})
 
+    # Airflow's own reason closes the message: its wording differs by Airflow line.
+    airflow_reason = (
+        "Unsupported filesystem: 'nosuch'"
+        if AIRFLOW_V_3_0_PLUS
+        else "No filesystem registered for scheme nosuch"
+    )
     assert str(error.value) == (
         "Invalid destination 'nosuch://bucket/images': must be an object storage URL whose scheme has a "
-        "filesystem in Airflow (file://, or s3://, gs://, ... with their provider installed); Unsupported "
-        "filesystem: 'nosuch'."
+        "filesystem in Airflow (file://, or s3://, gs://, ... with their provider installed); "
+        f"{airflow_reason}."
     )
     assert [request["Action"] for request in mps_conn.requests()] == ["CreateAigcImageTask"]
 
@@ -306,8 +314,12 @@ def test_a_bare_local_path_gets_its_folder_created(mps_conn, tmp_path):
 
 @pytest.fixture
 def memory_store():
-    from airflow.sdk.io.store import attach
     from fsspec.implementations.memory import MemoryFileSystem
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.io.store import attach
+    else:
+        from airflow.io.store import attach
 
     fs = MemoryFileSystem()
     attach(protocol="memory", fs=fs)
@@ -344,28 +356,58 @@ def test_dag_copies_images_to_file_and_memory_stores_and_announces_the_asset(
         {"path": f"file://{file_path}", "size": file_path.stat().st_size, **image}
     ]
     memory_key = f"/mps-bucket/images/mps_transfer_stores/{run_segment}/{mps_task_id}/0.png"
+    # How a memory:// path prints differs by line: memory://bucket/... on 3, memory:///bucket/... on 2.
+    memory_path = str(
+        ObjectStoragePath("memory://mps-bucket/images")
+        / "mps_transfer_stores"
+        / run_segment
+        / mps_task_id
+        / "0.png"
+    )
     assert values[("to_memory", "return_value")] == [
-        {"path": f"memory:/{memory_key}", "size": memory_store.size(memory_key), **image}
+        {"path": memory_path, "size": memory_store.size(memory_key), **image}
     ]
     assert memory_store.find("/mps-bucket") == [memory_key]
     assert values[("to_file", "image_urls")] == [url]
-    assert values[("to_file", "_link_MpsAigcImageLink")] == url
-    # The TaskId of the console link comes from the rendered mps_task_id template.
-    assert (
-        values[("to_file", "_link_MpsConsoleTaskLink")] == f"{MPS_CONSOLE_AIGC_TASK_URL}?taskId={mps_task_id}"
-    )
+    # The TaskId of the console link comes from the transfer's rendered mps_task_id (it returns no TaskId).
+    assert extra_link_urls(dag, run.run_id, "to_file") == {
+        "MPS Generated Image": url,
+        "MPS Console": f"{MPS_CONSOLE_AIGC_TASK_URL}?taskId={mps_task_id}",
+    }
+    assert asset_event_extras(asset.uri, run.run_id) == [
+        {"mps_task_id": mps_task_id, "paths": [f"file://{file_path}"]}
+    ]
 
-    from airflow.models.asset import AssetEvent, AssetModel
+
+def asset_event_extras(uri: str, run_id: str) -> list[dict]:
+    """The ``extra`` of each event of the asset (a Dataset on Airflow 2) that the run's tasks emitted."""
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.asset import AssetEvent as Event, AssetModel as Model
+
+        event_of = Event.asset_id
+    else:
+        from airflow.models.dataset import DatasetEvent as Event, DatasetModel as Model
+
+        event_of = Event.dataset_id
     with create_session() as session:
-        extras = session.scalars(
-            select(AssetEvent.extra)
-            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(AssetModel.uri == asset.uri, AssetEvent.source_run_id == run.run_id)
-        ).all()
-    assert extras == [{"mps_task_id": mps_task_id, "paths": [f"file://{file_path}"]}]
+        return list(
+            session.scalars(
+                select(Event.extra)
+                .join(Model, Model.id == event_of)
+                .where(Model.uri == uri, Event.source_run_id == run_id)
+            ).all()
+        )
+
+
+def test_the_outlet_is_an_asset_on_airflow_3_and_a_dataset_on_airflow_2():
+    expected = (
+        ("airflow.sdk.definitions.asset", "Asset") if AIRFLOW_V_3_0_PLUS else ("airflow.datasets", "Dataset")
+    )
+
+    assert (Asset.__module__, Asset.__name__) == expected
 
 
 @pytest.fixture
