@@ -1,0 +1,289 @@
+"""
+The Airflow version matrix: one virtualenv per Airflow line, each installed, checked and tested.
+
+``make test-matrix`` runs ``python3 -m tests.matrix.run``.  For every line in :data:`LINES` it:
+
+1. **installs** ``.venv-matrix/<version>``: ``pip install 'apache-airflow==<version>' -e '.[dev]'``
+   (plus ``tests/matrix/constraints-<version>.txt`` where a line needs one).  The venv is cached:
+   its stamp file holds a hash of ``pyproject.toml`` and of the constraints, and the venv is
+   built anew only when they change;
+2. runs **``pip check``**, which must pass;
+3. runs the **unit suite**: every test marked neither ``integration`` nor ``heavy``, except the
+   suites listed in :data:`NEWEST_LINE_ONLY` (``make test`` runs those on the newest line);
+4. runs the **end-to-end** test, ``tests/matrix/test_user_dag_end_to_end.py``: ``airflow dags
+   test`` of the user's DAG against the ``mps-emulator`` console script.
+
+Lines run one after the other (the machine is small), and a failing line does not stop the next.
+Each phase's result and time are printed as it ends, then a summary table, which is also
+written to ``.venv-matrix/summary.md``.  The exit status is 1 when any phase of any line failed.
+
+Only the standard library is used: the driver runs under any Python 3.10+, and every test runs
+in the line's own venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MATRIX_DIR = REPO_ROOT / ".venv-matrix"
+CONSTRAINTS_DIR = Path(__file__).resolve().parent
+
+#: Every Airflow line the provider supports, oldest first: the newest release of each.
+LINES = ("2.11.2", "3.0.6", "3.1.8", "3.2.2", "3.3.2")
+
+#: Suites run on the newest line only, by ``make test`` in ``.venv`` (with the integration suite),
+#: and why: they test the provider's own machinery under load and faults, which is the same code
+#: on every line, and together they take longer than the rest of the unit suite.
+NEWEST_LINE_ONLY = {
+    "tests/bench": "runs every benchmark on a tiny size (about 3 minutes); figures come from make bench",
+    "tests/reliability": "fault injection against the emulator: the hook's retries, the same on every line",
+    "tests/security": "secret masking in dag.test() runs with DEBUG logging (the integration part needs 3.3)",
+    "tests/load": "hundreds of triggers in one triggerer process",
+    "tests/matrix": "the end-to-end test, run as its own phase",
+}
+
+UNIT_MARKERS = "not integration and not heavy"
+E2E_TEST = "tests/matrix/test_user_dag_end_to_end.py"
+
+#: pytest's closing counts, e.g. "300 passed, 2 skipped in 151.20s (0:02:31)" (with -q, no "=" rule).
+PYTEST_SUMMARY = re.compile(r"^=* ?(\d+ \w+(?:, \d+ \w+)*) in [\d.]+s\b", re.MULTILINE)
+
+
+@dataclass
+class Phase:
+    """The outcome of one phase of one line."""
+
+    name: str
+    ok: bool
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class LineResult:
+    """Every phase run for one Airflow line."""
+
+    version: str
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(phase.ok for phase in self.phases)
+
+    @property
+    def seconds(self) -> float:
+        return sum(phase.seconds for phase in self.phases)
+
+
+def constraints_file(version: str) -> Path | None:
+    """The constraints a line installs with, if it needs any (each file says why)."""
+    path = CONSTRAINTS_DIR / f"constraints-{version}.txt"
+    return path if path.exists() else None
+
+
+def install_fingerprint(version: str) -> str:
+    """What the cached venv of ``version`` was built from: Airflow, pyproject.toml, constraints."""
+    digest = hashlib.sha256(version.encode())
+    digest.update((REPO_ROOT / "pyproject.toml").read_bytes())
+    constraints = constraints_file(version)
+    if constraints is not None:
+        digest.update(constraints.read_bytes())
+    return digest.hexdigest()
+
+
+def run(cmd: list[str], *, log: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """
+    Run ``cmd`` in the repository, streaming its output, or appending it to ``log`` when one is given.
+
+    :return: the exit status and the output.
+    """
+    print("$ " + " ".join(cmd), flush=True)
+    if log is None:
+        process = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+        return process.wait(), "".join(lines)
+    done = subprocess.run(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(cmd)}\n{done.stdout}")
+    return done.returncode, done.stdout
+
+
+def install(version: str, python: str) -> Phase:
+    """Create or refresh ``.venv-matrix/<version>`` unless its stamp matches."""
+    venv = MATRIX_DIR / version
+    stamp = venv / ".installed"
+    fingerprint = install_fingerprint(version)
+    started = time.perf_counter()
+    if stamp.exists() and stamp.read_text().strip() == fingerprint and (venv / "bin" / "python").exists():
+        return Phase("install", True, time.perf_counter() - started, "cached")
+    # Built anew, never upgraded in place: the venv holds exactly what a fresh install gives.
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.mkdir(parents=True)
+    log = MATRIX_DIR / f"install-{version}.log"
+    log.write_text("")
+    code, output = run([python, "-m", "venv", str(venv)], log=log)
+    if code != 0:
+        return Phase("install", False, time.perf_counter() - started, _tail(output))
+    pip = [str(venv / "bin" / "python"), "-m", "pip"]
+    cmd = [*pip, "install", "--quiet", f"apache-airflow=={version}", "-e", ".[dev]"]
+    constraints = constraints_file(version)
+    if constraints is not None:
+        cmd += ["--constraint", str(constraints.relative_to(REPO_ROOT))]
+    for step in ([*pip, "install", "--quiet", "--upgrade", "pip"], cmd):
+        code, output = run(step, log=log)
+        if code != 0:
+            print(_tail(output), flush=True)
+            return Phase("install", False, time.perf_counter() - started, f"pip install failed, see {log}")
+    stamp.write_text(fingerprint + "\n")
+    detail = "installed" + (f" with {constraints.name}" if constraints is not None else "")
+    return Phase("install", True, time.perf_counter() - started, detail)
+
+
+def pip_check(version: str) -> Phase:
+    """``pip check`` in the line's venv: every installed requirement is satisfied."""
+    started = time.perf_counter()
+    code, output = run([str(MATRIX_DIR / version / "bin" / "python"), "-m", "pip", "check"])
+    return Phase("pip check", code == 0, time.perf_counter() - started, output.strip().splitlines()[-1])
+
+
+def pytest_phase(version: str, name: str, args: list[str]) -> Phase:
+    """Run pytest in the line's venv with ``args``; the detail is pytest's closing counts."""
+    started = time.perf_counter()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    python = str(MATRIX_DIR / version / "bin" / "python")
+    code, output = run([python, "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", *args], env=env)
+    summaries = PYTEST_SUMMARY.findall(output)
+    detail = summaries[-1] if summaries else f"pytest exited {code} without a summary"
+    return Phase(name, code == 0, time.perf_counter() - started, detail)
+
+
+def unit_suite(version: str) -> Phase:
+    """The unit suite of one line (see :data:`NEWEST_LINE_ONLY` for what is left to ``make test``)."""
+    ignores = [f"--ignore={path}" for path in NEWEST_LINE_ONLY]
+    return pytest_phase(version, "unit suite", ["-m", UNIT_MARKERS, *ignores])
+
+
+def end_to_end(version: str) -> Phase:
+    """``airflow dags test`` of the user's DAG against the emulator, on one line."""
+    return pytest_phase(version, "end-to-end", [E2E_TEST])
+
+
+PHASES = ("install", "check", "unit", "e2e")
+
+
+def run_line(version: str, phases: tuple[str, ...], python: str) -> LineResult:
+    """Run the chosen phases for one line; the first failing set-up phase skips the rest."""
+    result = LineResult(version)
+    steps = {
+        "install": lambda: install(version, python),
+        "check": lambda: pip_check(version),
+        "unit": lambda: unit_suite(version),
+        "e2e": lambda: end_to_end(version),
+    }
+    for name in PHASES:
+        if name not in phases:
+            continue
+        print(f"\n===== Airflow {version}: {name}", flush=True)
+        phase = steps[name]()
+        result.phases.append(phase)
+        verdict = "ok" if phase.ok else "FAILED"
+        print(f"===== Airflow {version}: {phase.name} {verdict} in {phase.seconds:.0f} s ({phase.detail})")
+        if not phase.ok and name in ("install", "check"):
+            break
+    return result
+
+
+def summary(results: list[LineResult], took: float) -> str:
+    """The Markdown table of every line's phases, results and times."""
+    names = ["install", "pip check", "unit suite", "end-to-end"]
+    lines = [
+        f"| Airflow | {' | '.join(names)} | total |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for result in results:
+        cells = []
+        for name in names:
+            phase = next((phase for phase in result.phases if phase.name == name), None)
+            if phase is None:
+                cells.append("not run")
+            else:
+                verdict = "" if phase.ok else "**FAILED** "
+                cells.append(f"{verdict}{phase.detail} ({phase.seconds:.0f} s)")
+        total = f"{'ok' if result.ok else '**FAILED**'} ({result.seconds / 60:.1f} min)"
+        lines.append(f"| {result.version} | {' | '.join(cells)} | {total} |")
+    lines += [
+        "",
+        f"Whole matrix: {took / 60:.1f} min on {os.cpu_count()} cores.",
+        "",
+        "Run on the newest line only (by `make test`, with the integration suite):",
+        *(f"- `{path}`: {why}" for path, why in NEWEST_LINE_ONLY.items() if path != "tests/matrix"),
+    ]
+    return "\n".join(lines)
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument(
+        "--lines",
+        default=os.environ.get("MATRIX_LINES") or " ".join(LINES),
+        help="Airflow versions to run, separated by spaces or commas (default: every line)",
+    )
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help=f"comma-separated phases among {', '.join(PHASES)}"
+    )
+    parser.add_argument(
+        "--python", default=os.environ.get("PYTHON") or sys.executable, help="Python that creates the venvs"
+    )
+    args = parser.parse_args(argv)
+    versions = args.lines.replace(",", " ").split()
+    phases = tuple(args.phases.split(","))
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}: choose among {', '.join(PHASES)}")
+    if shutil.which(args.python) is None and not Path(args.python).exists():
+        parser.error(f"no Python at {args.python!r} to create the venvs with")
+    MATRIX_DIR.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    results = [run_line(version, phases, args.python) for version in versions]
+    table = summary(results, time.perf_counter() - started)
+    (MATRIX_DIR / "summary.md").write_text(table + "\n")
+    (MATRIX_DIR / "summary.json").write_text(
+        json.dumps(
+            [
+                {"airflow": r.version, "ok": r.ok, "phases": [vars(phase) for phase in r.phases]}
+                for r in results
+            ],
+            indent=2,
+        )
+        + "\n"
+    )
+    print("\n===== Airflow version matrix\n" + table, flush=True)
+    return 0 if all(result.ok for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
