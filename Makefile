@@ -5,18 +5,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The oldest Airflow this provider declares and keeps green (see pyproject.toml).
-OLDEST_AIRFLOW := 3.3.0
-OLDEST_VENV := .venv-oldest
+# The Airflow version matrix (tests/matrix/run.py): one cached venv per supported Airflow line in
+# .venv-matrix/<version>. MATRIX_LINES="2.11.2 3.3.2" (or oldest / newest) picks some lines only.
+MATRIX := $(PYTHON) -m tests.matrix.run --python $(PYTHON)
+MATRIX_LINES ?=
 
-.PHONY: help install lint format typecheck test test-heavy test-oldest demo bench emulator clean
+.PHONY: help install lint format typecheck test test-heavy test-matrix test-oldest demo bench \
+	bench-parse-matrix emulator clean
 
 help:
 	@echo "make demo        run the scheduled example DAG end to end on the local emulator"
-	@echo "make test        lint, type-check and run the whole test suite"
+	@echo "make test        lint, type-check and run the whole test suite (newest Airflow, .venv)"
 	@echo "make test-heavy  the long load tests (500 deferred tasks in one triggerer)"
-	@echo "make test-oldest the unit suite on the oldest supported Airflow ($(OLDEST_AIRFLOW))"
+	@echo "make test-matrix on every Airflow line 2.11-3.3: pip check, unit suite, airflow dags test"
+	@echo "make test-oldest the same on the oldest supported Airflow only"
 	@echo "make bench       the benchmarks in bench/, results in bench/RESULTS.md"
+	@echo "make bench-parse-matrix  the parse-cost benchmark on the oldest and newest Airflow lines"
 	@echo "make emulator    run the local MPS emulator on 127.0.0.1:9100"
 
 $(STAMP): pyproject.toml
@@ -44,14 +48,12 @@ test: lint typecheck
 test-heavy: $(STAMP)
 	$(BIN)/python -m pytest -q -ra -m heavy
 
-$(OLDEST_VENV)/.installed: pyproject.toml
-	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
-	$(OLDEST_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST_VENV)/bin/python -m pip install --quiet 'apache-airflow==$(OLDEST_AIRFLOW)' -e '.[dev]'
-	touch $@
+# Each line's venv is rebuilt only when pyproject.toml or the line's constraints change.
+test-matrix:
+	$(MATRIX) $(if $(MATRIX_LINES),--lines "$(MATRIX_LINES)")
 
-test-oldest: $(OLDEST_VENV)/.installed
-	$(OLDEST_VENV)/bin/python -m pytest -q -ra -m 'not integration and not heavy'
+test-oldest:
+	$(MATRIX) --lines oldest
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -59,8 +61,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
+# Figures in bench/out/parse_cost-airflow-<version>.md (make bench covers the newest line in .venv).
+bench-parse-matrix:
+	$(MATRIX) --lines oldest,newest --phases install,check,bench-parse
+
 emulator: $(STAMP)
 	$(BIN)/mps-emulator --host 127.0.0.1 --port 9100
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .airflow .demo build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-matrix .venv-oldest .airflow .demo build dist *.egg-info .mypy_cache .ruff_cache

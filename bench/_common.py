@@ -19,7 +19,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -28,9 +27,6 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Airflow reads its home when first imported: give the benchmarks their own, never ~/airflow.
-os.environ.setdefault("AIRFLOW_HOME", str(Path(tempfile.gettempdir()) / "mps-bench-airflow-home"))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 #: The service quota every benchmark runs the emulator at (requests per second per action).
 QUOTA = 20.0
 

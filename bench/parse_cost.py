@@ -21,14 +21,28 @@ import sys
 import tempfile
 from pathlib import Path
 
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
 from bench._common import REPO_ROOT, Figures, base_parser, median, print_machine
 
 OPERATORS = 100
 
-_HEADER = """from __future__ import annotations
+#: How the installed Airflow line writes each piece, as its users (and its DAG processor) do.
+_DAG_MODULE = "airflow.sdk" if AIRFLOW_V_3_0_PLUS else "airflow"
+_CORE_OPERATORS = "airflow.providers.standard.operators" if AIRFLOW_V_3_0_PLUS else "airflow.operators"
+#: The DAG processor's DagBag and serializer on the installed line (a BundleDagBag from 3.2).
+_PROCESSOR = {
+    "dagbag": "airflow.dag_processing.dagbag.BundleDagBag"
+    if AIRFLOW_V_3_2_PLUS
+    else "airflow.models.dagbag.DagBag",
+    "bundle": AIRFLOW_V_3_2_PLUS,
+    "serializer": "airflow.serialization.serialized_objects."
+    + ("DagSerialization" if AIRFLOW_V_3_3_PLUS else "SerializedDAG"),
+}
+
+_HEADER = f"""from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+from {_DAG_MODULE} import DAG
 """
 
 DAG_FILES = {
@@ -79,16 +93,16 @@ with DAG("bench_parse_mps_pipeline", schedule=None, start_date=pendulum.datetime
             )
 """,
     "bash": _HEADER
-    + """from airflow.providers.standard.operators.bash import BashOperator
-
+    + f"from {_CORE_OPERATORS}.bash import BashOperator\n"
+    + """
 with DAG("bench_parse_bash", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
     for n in range({count}):
         BashOperator(task_id=f"product_{{n}}", bash_command=f"echo product {{n}} for {{{{{{{{ ds }}}}}}}}")
 """,
     # The same chains of BashOperators: create, then wait, then store, each downstream of the last.
     "bash_pipeline": _HEADER
-    + """from airflow.providers.standard.operators.bash import BashOperator
-
+    + f"from {_CORE_OPERATORS}.bash import BashOperator\n"
+    + """
 with DAG("bench_parse_bash_pipeline", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
     for n in range(0, {count}, 3):
         create = BashOperator(
@@ -101,8 +115,8 @@ with DAG("bench_parse_bash_pipeline", schedule=None, start_date=pendulum.datetim
             create >> BashOperator(task_id=f"store_{{n}}", bash_command=pull)
 """,
     "empty": _HEADER
-    + """from airflow.providers.standard.operators.empty import EmptyOperator
-
+    + f"from {_CORE_OPERATORS}.empty import EmptyOperator\n"
+    + """
 with DAG("bench_parse_empty", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
     for n in range({count}):
         EmptyOperator(task_id=f"product_{{n}}")
@@ -112,23 +126,25 @@ with DAG("bench_parse_empty", schedule=None, start_date=pendulum.datetime(2025, 
 #: Files of one operator class: their marginal cost per operator is reported too.
 HOMOGENEOUS = ("mps", "mps_batch", "bash", "empty")
 
-#: What one measuring process runs: the DAG processor's steps for one file, timed.
+#: What one measuring process runs: the DAG processor's steps for one file, timed.  The provider is
+#: not imported before the clock starts, so the MPS files pay for its import as in a real parse.
 _CHILD = r"""
 import importlib, json, os, sys, time
-path = sys.argv[1]
+path, processor = sys.argv[1], json.loads(sys.argv[2])
 import airflow
-from airflow.dag_processing.dagbag import BundleDagBag
-from airflow.serialization.serialized_objects import DagSerialization
+def load(name):
+    module, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+DagBag, Serializer = load(processor["dagbag"]), load(processor["serializer"])
+bundle = {"bundle_path": os.path.dirname(path), "bundle_name": "bench"} if processor["bundle"] else {}
 from airflow.utils.file import iter_airflow_imports
 for module in iter_airflow_imports(path):
     importlib.import_module(module)
 started = time.perf_counter()
-bag = BundleDagBag(
-    dag_folder=path, bundle_path=os.path.dirname(path), bundle_name="bench", load_op_links=False
-)
+bag = DagBag(dag_folder=path, load_op_links=False, **bundle)
 parsed = time.perf_counter()
 for dag in bag.dags.values():
-    DagSerialization.to_dict(dag)
+    Serializer.to_dict(dag)
 serialized = time.perf_counter()
 assert not bag.import_errors, bag.import_errors
 print(json.dumps({
@@ -159,7 +175,7 @@ def measure(path: Path, pycache: Path, airflow_home: Path | None = None) -> dict
     if airflow_home is not None:
         env["AIRFLOW_HOME"] = str(airflow_home)
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path)],
+        [sys.executable, "-c", _CHILD, str(path), json.dumps(_PROCESSOR)],
         capture_output=True,
         text=True,
         check=True,

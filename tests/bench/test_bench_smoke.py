@@ -1,8 +1,9 @@
 """
 The benchmarks still run: every script of ``bench/`` on a tiny size, through ``bench.run_all``.
 
-No timing is asserted (figures belong to ``make bench``); only that each script completes, prints
-its ratio lines and that the results file gets them.
+No figure is asserted, not even its sign or format (figures belong to ``make bench``; a tiny run's
+are noise): only that each script completes, prints its ratio lines and that the results file gets
+them.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ EXPECTED_RATIOS = {
         "batch.describe_rate_over_quota",
     ],
 }
-RATIO_LINE = re.compile(r"^RATIO (\w+)\.([\w.]+) = (\d+\.\d{3})", re.MULTILINE)
+#: A ratio line, whatever its value: a tiny run's figures are noise (a marginal cost can come out
+#: negative), so the smoke test checks that each line is printed, never what it says.
+RATIO_LINE = re.compile(r"^RATIO (\w+)\.([\w.]+) = \S+", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +80,7 @@ def test_every_benchmark_completes_on_a_tiny_size(tiny_run):
 def test_each_benchmark_prints_its_ratio_lines_and_the_machine(tiny_run, benchmark):
     completed, _ = tiny_run
 
-    printed = {(name, key) for name, key, _ in RATIO_LINE.findall(completed.stdout)}
+    printed = set(RATIO_LINE.findall(completed.stdout))
     assert {(benchmark, key) for key in EXPECTED_RATIOS[benchmark]} <= printed
     section = completed.stdout.split(f"===== {benchmark}:", 1)[1]
     for item in ("cpu", "cores", "python", "airflow", "tencentcloud-sdk-python-mps"):

@@ -188,7 +188,27 @@ def end_to_end(version: str) -> Phase:
     return pytest_phase(version, "end-to-end", [E2E_TEST])
 
 
-PHASES = ("install", "check", "unit", "e2e")
+def bench_parse(version: str) -> Phase:
+    """
+    ``bench.parse_cost`` in the line's venv; its figures go to ``bench/out/parse_cost-airflow-<version>.md``.
+
+    Not a default phase: ``make bench-parse-matrix`` runs it on the oldest and the newest line.
+    """
+    started = time.perf_counter()
+    results = REPO_ROOT / "bench" / "out" / f"parse_cost-airflow-{version}.md"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    python = str(MATRIX_DIR / version / "bin" / "python")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    cmd = [python, "-m", "bench.run_all", "--only", "parse_cost", "--results", str(results)]
+    code, output = run(cmd, env=env)
+    ratio = re.search(r"^RATIO parse_cost\.mps_over_bash = (\S+)", output, re.MULTILINE)
+    detail = f"mps_over_bash {ratio.group(1) if ratio else '?'}, see {results.relative_to(REPO_ROOT)}"
+    return Phase("bench parse", code == 0, time.perf_counter() - started, detail)
+
+
+#: Every phase, in the order they run; DEFAULT_PHASES is what ``make test-matrix`` runs.
+PHASES = ("install", "check", "unit", "e2e", "bench-parse")
+DEFAULT_PHASES = ("install", "check", "unit", "e2e")
 
 
 def run_line(version: str, phases: tuple[str, ...], python: str) -> LineResult:
@@ -199,6 +219,7 @@ def run_line(version: str, phases: tuple[str, ...], python: str) -> LineResult:
         "check": lambda: pip_check(version),
         "unit": lambda: unit_suite(version),
         "e2e": lambda: end_to_end(version),
+        "bench-parse": lambda: bench_parse(version),
     }
     for name in PHASES:
         if name not in phases:
@@ -215,7 +236,7 @@ def run_line(version: str, phases: tuple[str, ...], python: str) -> LineResult:
 
 def summary(results: list[LineResult], took: float) -> str:
     """The Markdown table of every line's phases, results and times."""
-    names = ["install", "pip check", "unit suite", "end-to-end"]
+    names = list(dict.fromkeys(phase.name for result in results for phase in result.phases))
     lines = [
         f"| Airflow | {' | '.join(names)} | total |",
         "|---|" + "---|" * (len(names) + 1),
@@ -250,16 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lines",
         default=os.environ.get("MATRIX_LINES") or " ".join(LINES),
-        help="Airflow versions to run, separated by spaces or commas (default: every line)",
+        help="Airflow versions to run, separated by spaces or commas, or oldest / newest (default: all)",
     )
     parser.add_argument(
-        "--phases", default=",".join(PHASES), help=f"comma-separated phases among {', '.join(PHASES)}"
+        "--phases",
+        default=",".join(DEFAULT_PHASES),
+        help=f"comma-separated phases among {', '.join(PHASES)} (default: {','.join(DEFAULT_PHASES)})",
     )
     parser.add_argument(
         "--python", default=os.environ.get("PYTHON") or sys.executable, help="Python that creates the venvs"
     )
     args = parser.parse_args(argv)
-    versions = args.lines.replace(",", " ").split()
+    aliases = {"oldest": LINES[0], "newest": LINES[-1]}
+    versions = [aliases.get(line, line) for line in args.lines.replace(",", " ").split()]
     phases = tuple(args.phases.split(","))
     unknown = set(phases) - set(PHASES)
     if unknown:
