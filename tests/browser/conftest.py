@@ -18,6 +18,7 @@ The tests run only when the ``browser`` marker is selected (``make test-browser`
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import re
 import shutil
@@ -56,7 +57,8 @@ VIEWPORT: ViewportSize = {"width": 1280, "height": 1500}
 #: Seconds a UI element may take to appear: the API server shares two cores with the workers.
 UI_TIMEOUT_SECONDS = 30
 
-ARTIFACTS = Path(os.environ.get("MPS_BROWSER_ARTIFACTS") or Path(__file__).parent / "artifacts")
+BROWSER_TESTS = Path(__file__).resolve().parent
+ARTIFACTS = Path(os.environ.get("MPS_BROWSER_ARTIFACTS") or BROWSER_TESTS / "artifacts")
 DOCS_SCREENSHOTS_ENV = "MPS_DOCS_SCREENSHOTS"
 
 #: Rows of ``dags_examples/data/catalogue.csv`` the suite's Airflow holds, so the batch example's
@@ -73,6 +75,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def _browser_selected(config: pytest.Config) -> bool:
     """Whether ``-m`` asks for the browser tests (``browser``, ``browser and not ...``, ...)."""
     return re.search(rf"(?<!not )\b{BROWSER_MARKER}\b", config.getoption("markexpr") or "") is not None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Without Playwright installed, skip importing the browser test modules unless they are asked for."""
+    if collection_path.parent != BROWSER_TESTS or _browser_selected(config):
+        return None
+    if importlib.util.find_spec("playwright") is None:
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
