@@ -301,7 +301,7 @@ def test_invalid_request_is_refused_with_one_message_naming_field_value_and_rule
 
 
 def test_error_names_the_field_and_rule_as_attributes_and_fails_without_retry():
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     with pytest.raises(MpsInvalidParameterError) as raised:
         build_aigc_image_request({"prompt": "a cat", "output_image_count": -1})
