@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -108,7 +109,7 @@ def run(cmd: list[str], *, log: Path | None = None, env: dict[str, str] | None =
 
     :return: the exit status and the output.
     """
-    print("$ " + " ".join(cmd), flush=True)
+    print("$ " + shlex.join(cmd), flush=True)
     if log is None:
         process = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -124,7 +125,7 @@ def run(cmd: list[str], *, log: Path | None = None, env: dict[str, str] | None =
         cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
     )
     with log.open("a") as out:
-        out.write(f"$ {' '.join(cmd)}\n{done.stdout}")
+        out.write(f"$ {shlex.join(cmd)}\n{done.stdout}")
     return done.returncode, done.stdout
 
 
