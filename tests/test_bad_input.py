@@ -21,28 +21,46 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import DAG, AirflowException, task
+from airflow.providers.common.compat.sdk import (
+    DAG,
+    AirflowException,
+    BaseSensorOperator,
+    get_listener_manager,
+    hookimpl,
+    task,
+)
 
 from airflow_provider_mps.emulator.pytest_plugin import CONNECTION_ENV, EmulatorHandle
 from airflow_provider_mps.exceptions import MpsInvalidParameterError
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
-from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.operators._airflow_records import task_states
 from tests.operators._dag_runs import run_dag
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 DAG_ID = "bad_input_table"
-#: What Airflow's own check of a sensor's arguments raises: ValueError on Airflow 3, AirflowException on 2.
-SENSOR_ARGUMENT_ERROR = "ValueError" if AIRFLOW_V_3_0_PLUS else "AirflowException"
+
+
+def _sensor_argument_error() -> str:
+    """What Airflow's own check of sensor arguments raises: AirflowException to 3.1, ValueError on 3.3."""
+    try:
+        BaseSensorOperator(task_id="probe", poke_interval=-1)
+    except Exception as error:
+        return type(error).__name__
+    raise AssertionError("Airflow accepted a negative poke_interval.")
+
+
+SENSOR_ARGUMENT_ERROR = _sensor_argument_error()
 RETRIES = 2
 PARAMS = {
     "blank": "",
@@ -646,22 +664,31 @@ class TryFailure:
 
 
 class FailureRecorder:
-    """``on_retry_callback`` / ``on_failure_callback`` recording each failed try's exception."""
+    """
+    A listener recording each failed try's exception (``dag.test()`` runs listeners in-process).
+
+    Airflow's ``on_task_instance_failed`` listener receives the exception on every supported line,
+    where a failure callback's context lacks it under ``dag.test()`` before Airflow 3.2.
+    """
 
     def __init__(self) -> None:
         self.failures: list[TryFailure] = []
 
-    def callbacks(self) -> dict[str, Any]:
-        """Operator keyword arguments installing the recorder (dag.test() runs callbacks in-process)."""
-        failures = self.failures
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        self.failures.append(
+            TryFailure(task_instance.task_id, task_instance.try_number, type(error).__name__, str(error))
+        )
 
-        # A plain function, not a bound method: Airflow 2 deep-copies the operator for each try, and
-        # with it the object a bound method is bound to.
-        def record(context: Any) -> None:
-            ti, error = context["ti"], context.get("exception")
-            failures.append(TryFailure(ti.task_id, ti.try_number, type(error).__name__, str(error)))
-
-        return {"on_failure_callback": record, "on_retry_callback": record}
+    @contextmanager
+    def listening(self) -> Iterator[FailureRecorder]:
+        """Record while the block runs."""
+        manager = get_listener_manager()
+        manager.add_listener(self)
+        try:
+            yield self
+        finally:
+            manager.pm.unregister(self)
 
 
 @dataclass
@@ -687,11 +714,7 @@ def table_run(airflow_home, mps_emulator_server) -> TableRun:
             schedule=None,
             start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
             params=PARAMS,
-            default_args={
-                "retries": RETRIES,
-                "retry_delay": datetime.timedelta(0),
-                **recorder.callbacks(),
-            },
+            default_args={"retries": RETRIES, "retry_delay": datetime.timedelta(0)},
         ) as dag:
 
             @task
@@ -707,7 +730,8 @@ def table_run(airflow_home, mps_emulator_server) -> TableRun:
                 made = row.make(upstream)
                 if row.id == "sensor_task_id_rendered_none":
                     upstream.nothing >> made
-        run = run_dag(dag)
+        with recorder.listening():
+            run = run_dag(dag)
     failures: dict[str, list[tuple[int, str, str]]] = {}
     for failure in recorder.failures:
         failures.setdefault(failure.task_id, []).append(
@@ -800,11 +824,12 @@ def test_unusable_destination_is_refused_before_the_service_is_polled(
         f"bad_input_destination_{destination}",
         schedule=None,
         start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-        default_args={"retries": RETRIES, "retry_delay": datetime.timedelta(0), **recorder.callbacks()},
+        default_args={"retries": RETRIES, "retry_delay": datetime.timedelta(0)},
     ) as dag:
         MpsAigcImagesToObjectStorageOperator(task_id="save", mps_task_id=mps_task_id, destination=url)
 
-    run = run_dag(dag)
+    with recorder.listening():
+        run = run_dag(dag)
 
     assert task_states(run.run_id, dag.dag_id) == {("save", -1): ("failed", 1)}
     [failure] = recorder.failures
