@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_mps import __version__
+from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND, __version__
 from airflow_provider_mps.hooks._mps_connection_form import CONN_FIELDS, CONNECTION_TYPE, UI_FIELD_BEHAVIOUR
 
 INTEGRATION_NAME = "Tencent Cloud MPS"
@@ -63,4 +63,30 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_mps.links.mps.MpsAigcImageLink",
             "airflow_provider_mps.links.mps.MpsConsoleTaskLink",
         ],
+        # Read by airflow_provider_mps.utils.rate_limit.quota_share(); `airflow config list` shows it.
+        "config": {
+            "tencentcloud_mps": {
+                "description": "How the processes of this deployment share the MPS account's API quota.\n",
+                "options": {
+                    "quota_share": {
+                        "description": (
+                            "Requests per second one Airflow process (a task on a worker, a triggerer) may "
+                            "send to MPS, for each API action and account. The service allows "
+                            f"{SERVICE_QUOTA_PER_SECOND:g} per action and account whatever sends them, so "
+                            "give each process its share: "
+                            f"{SERVICE_QUOTA_PER_SECOND:g} / (workers x tasks running at once on each + "
+                            "triggerers). Set it per process type with "
+                            "AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE where workers and triggerers differ. "
+                            "Every request of the process (creates, describes, waits, sensor pokes, "
+                            "trigger polls) waits for its slot; a task's rate_limit never raises or "
+                            "lowers it.\n"
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "2.5",
+                        "default": f"{SERVICE_QUOTA_PER_SECOND:g}",
+                    },
+                },
+            }
+        },
     }

@@ -2,23 +2,23 @@
 The connection, credentials and SDK clients behind :class:`~airflow_provider_mps.hooks.mps.MpsHook`.
 
 :class:`MpsBaseHook` reads and checks the ``tencentcloud_mps`` connection (sync for tasks, async
-for triggers), resolves the credential, builds the SDK's sync and async clients, maps their errors
-and retries transient ones.  The API calls the operators use live on ``MpsHook``.
+for triggers), resolves the credential and builds the SDK's sync and async clients.  The one
+request path through them, and retries, are in :mod:`~airflow_provider_mps.hooks._mps_requests`;
+the API calls the operators use live on ``MpsHook``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
-import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_mps import DEFAULT_CONN_ID
-from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
+from airflow_provider_mps.exceptions import MpsInvalidParameterError
 from airflow_provider_mps.hooks import _shared_async_clients
-from airflow_provider_mps.hooks._mps_api import sdk_request
 from airflow_provider_mps.hooks._mps_connection import (
     KNOWN_EXTRAS,
     build_client_profile,
@@ -27,19 +27,17 @@ from airflow_provider_mps.hooks._mps_connection import (
 )
 from airflow_provider_mps.hooks._mps_connection_form import CONNECTION_TYPE
 from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, resolve_credential
-from airflow_provider_mps.hooks._mps_errors import backoff_delay, to_mps_error
 from airflow_provider_mps.hooks._sdk_logging import guard_sdk_logger
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Hashable
+    from collections.abc import Hashable
 
     from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
+    from airflow_provider_mps.utils.rate_limit import RateLimiter
 
-T = TypeVar("T")
 
-
-async def _amask_secret(secret: str) -> None:
+async def amask_secret(secret: str) -> None:
     """
     Register ``secret`` with the masker from async code (a trigger's event loop).
 
@@ -50,9 +48,9 @@ async def _amask_secret(secret: str) -> None:
     ``async_to_sync`` channel reaches the trigger's loop.
     """
     if AIRFLOW_V_3_3_PLUS:
-        from airflow.sdk.log import amask_secret
+        from airflow.sdk.log import amask_secret as airflow_amask_secret
 
-        await amask_secret(secret)
+        await airflow_amask_secret(secret)
     else:
         from airflow.providers.common.compat.sdk import mask_secret
         from asgiref.sync import sync_to_async
@@ -70,7 +68,7 @@ def check_seconds(field: str, value: object, *, minimum: float | None) -> None:
 
 
 def _rate_limit_key(credential: ResolvedCredential, settings: MpsConnectionSettings) -> str:
-    return f"{credential.secret_id()}@{settings.endpoint}"
+    return f"{credential.account_key}@{settings.endpoint}"
 
 
 class MpsBaseHook(BaseHook):
@@ -82,6 +80,9 @@ class MpsBaseHook(BaseHook):
     :param retry_limit: how many times a transient failure is retried.
     :param retry_delay: the backoff scale in seconds; retry ``n`` waits up to
         ``retry_delay * 2 ** (n - 1)`` seconds, with jitter.
+    :param rate_limit: the most requests per second of each action this hook sends (its own
+        spacing), or ``None`` for no limit of its own.  Every request also waits at the process's
+        limiter of the account, whose rate is ``[tencentcloud_mps] quota_share``; this never changes it.
     """
 
     conn_type = CONNECTION_TYPE
@@ -93,19 +94,28 @@ class MpsBaseHook(BaseHook):
         region: str | None = None,
         retry_limit: int = 3,
         retry_delay: float = 1.0,
+        rate_limit: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(retry_limit, bool) or not isinstance(retry_limit, int) or retry_limit < 0:
             raise MpsInvalidParameterError("retry_limit", "must be a whole number, 0 or more.", retry_limit)
         check_seconds("retry_delay", retry_delay, minimum=0)
+        if rate_limit is not None and (
+            isinstance(rate_limit, bool) or not isinstance(rate_limit, (int, float)) or not rate_limit > 0
+        ):
+            raise MpsInvalidParameterError(
+                "rate_limit", "must be a number of requests per second greater than 0, or None.", rate_limit
+            )
         self.mps_conn_id = mps_conn_id
         self.region = region
         self.retry_limit = retry_limit
         self.retry_delay = float(retry_delay)
+        self.rate_limit = None if rate_limit is None else float(rate_limit)
         self._lock = threading.Lock()
         self._settings: MpsConnectionSettings | None = None
         self._credential: ResolvedCredential | None = None
+        self._own_limiters: dict[str, RateLimiter] = {}
         self._client: Any = None
         self._async_client: Any = None
         self._async_client_loop: asyncio.AbstractEventLoop | None = None
@@ -165,7 +175,7 @@ class MpsBaseHook(BaseHook):
             extras = await get_async_extra_dejson(conn)
             settings = self._settings_from(conn, extras)
             for secret in settings.secrets():
-                await _amask_secret(secret)
+                await amask_secret(secret)
             self._settings = settings
         return self._settings
 
@@ -202,36 +212,54 @@ class MpsBaseHook(BaseHook):
         credential, fresh = await asyncio.to_thread(self._resolve_credential, settings)
         if fresh:
             for secret in credential.secrets():
-                await _amask_secret(secret)
+                await amask_secret(secret)
         return credential
 
     @property
     def rate_limit_key(self) -> str:
-        """A non-secret key naming the account and endpoint, ``<SecretId>@<endpoint>``."""
+        """
+        A non-secret key naming the account and endpoint: ``<SecretId>@<endpoint>``.
+
+        For a role's temporary keys, whose SecretId changes at each refresh, the role names the
+        account instead, e.g. ``CVM role 'mps-role'@https://mps.tencentcloudapi.com``.
+        """
         return _rate_limit_key(self.credential, self.settings)
 
     async def arate_limit_key(self) -> str:
         """Async :attr:`rate_limit_key`: the connection is read without blocking the event loop."""
         settings = await self._asettings()
         credential = await self._acredential()
-        # A role credential may refresh itself over the network: keep that off the event loop.
-        return await asyncio.to_thread(_rate_limit_key, credential, settings)
+        return _rate_limit_key(credential, settings)
 
     # -- SDK clients --------------------------------------------------------------------------
+
+    def _build_client(self, settings: MpsConnectionSettings, credential: ResolvedCredential) -> Any:
+        from tencentcloud.mps.v20190612.mps_client import MpsClient
+
+        guard_sdk_logger()
+        return MpsClient(credential.credential, settings.region, build_client_profile(settings))
 
     def get_conn(self) -> Any:
         """Return the SDK's sync ``MpsClient`` for this connection (built once, then reused)."""
         if self._client is None:
             settings, credential = self.settings, self.credential
-            from tencentcloud.mps.v20190612.mps_client import MpsClient
-
-            guard_sdk_logger()
             with self._lock:
                 if self._client is None:
-                    self._client = MpsClient(
-                        credential.credential, settings.region, build_client_profile(settings)
-                    )
+                    self._client = self._build_client(settings, credential)
         return self._client
+
+    def _client_with_timeout(self, timeout: float | None) -> Any:
+        """
+        The sync client, or for a request that must end within ``timeout`` seconds, one of its own.
+
+        The SDK reads a client's timeout from its profile, so a request bounded by a deadline
+        that is closer than ``request_timeout`` gets a client built with the shorter timeout.
+        """
+        client = self.get_conn()
+        settings = self.settings
+        if timeout is None or timeout >= settings.request_timeout:
+            return client
+        return self._build_client(dataclasses.replace(settings, request_timeout=timeout), self.credential)
 
     async def aget_conn(self) -> Any:
         """
@@ -239,7 +267,8 @@ class MpsBaseHook(BaseHook):
 
         The client is shared by every hook of this process with the same connection settings on
         this loop (see :mod:`~airflow_provider_mps.hooks._shared_async_clients`): hundreds of
-        triggers in one triggerer cost one client.  The hook holds it until :meth:`aclose`.
+        triggers in one triggerer cost one client, built in a worker thread (loading the CA bundle
+        would block the loop).  The hook holds it until :meth:`aclose`.
         """
         loop = asyncio.get_running_loop()
         if self._async_client is not None and self._async_client_loop is loop:
@@ -251,18 +280,22 @@ class MpsBaseHook(BaseHook):
         await self.aclose()  # a client of another (finished) loop cannot serve this one
         key = _shared_async_clients.client_key(settings, credential)
         unused: list[Any] = []
-        client = _shared_async_clients.acquire(
-            loop, key, lambda: self._build_async_client(settings, credential, unused)
+        client = await _shared_async_clients.acquire(
+            key, lambda: self._build_async_client(settings, credential, unused)
         )
-        self._async_client, self._async_client_loop, self._async_client_key = client, loop, key
         for http_client in unused:
             await http_client.aclose()
+        if self._async_client is not None and self._async_client_loop is loop:
+            # Another coroutine of this hook acquired it meanwhile: keep one use, not two.
+            _shared_async_clients.release(loop, key)
+            return self._async_client
+        self._async_client, self._async_client_loop, self._async_client_key = client, loop, key
         return client
 
     def _build_async_client(
         self, settings: MpsConnectionSettings, credential: ResolvedCredential, unused: list[Any]
     ) -> Any:
-        """Build an async client (no await: nothing else runs on the loop meanwhile)."""
+        """Build an async client (in a worker thread: it loads the CA bundle into an SSL context)."""
         import httpx
         from tencentcloud.mps.v20190612.mps_client_async import MpsClient
 
@@ -299,62 +332,3 @@ class MpsBaseHook(BaseHook):
             await last.close()
         elif not loop.is_closed() and loop.is_running():
             asyncio.run_coroutine_threadsafe(last.close(), loop)
-
-    def _call(self, action: str, params: dict[str, Any]) -> Any:
-        client = self.get_conn()
-        request = sdk_request(action, params)
-        try:
-            return getattr(client, action)(request)
-        except Exception as error:
-            raise to_mps_error(error, action) from error
-
-    async def _acall(self, action: str, params: dict[str, Any]) -> Any:
-        client = await self.aget_conn()
-        request = sdk_request(action, params)
-        try:
-            return await getattr(client, action)(request)
-        except Exception as error:
-            raise to_mps_error(error, action) from error
-
-    # -- retries ------------------------------------------------------------------------------
-
-    def _retry_wait(self, action: str, error: MpsError, attempt: int) -> float:
-        """Log the retry about to be made and return the seconds to wait before it."""
-        delay = backoff_delay(attempt, self.retry_delay)
-        self.log.warning(
-            "%s failed with %s: %s (RequestId %s); retry %d of %d in %.1f s.",
-            action,
-            getattr(error, "code", type(error).__name__),
-            getattr(error, "message", str(error)),
-            getattr(error, "request_id", None) or "none",
-            attempt,
-            self.retry_limit,
-            delay,
-        )
-        return delay
-
-    def _with_retries(
-        self, action: str, attempt_once: Callable[[], T], retryable: Callable[[MpsError], bool]
-    ) -> T:
-        attempt = 0
-        while True:
-            try:
-                return attempt_once()
-            except MpsError as error:
-                if attempt >= self.retry_limit or not retryable(error):
-                    raise
-                attempt += 1
-                time.sleep(self._retry_wait(action, error, attempt))
-
-    async def _awith_retries(
-        self, action: str, attempt_once: Callable[[], Awaitable[T]], retryable: Callable[[MpsError], bool]
-    ) -> T:
-        attempt = 0
-        while True:
-            try:
-                return await attempt_once()
-            except MpsError as error:
-                if attempt >= self.retry_limit or not retryable(error):
-                    raise
-                attempt += 1
-                await asyncio.sleep(self._retry_wait(action, error, attempt))

@@ -31,6 +31,18 @@ KNOWN_EXTRAS: tuple[str, ...] = ("region", "endpoint", "token", "request_timeout
 
 REGION_PATTERN = re.compile(REGION_REGEX)
 
+#: ``scheme://userinfo@`` in a URL, up to the last ``@`` before the path, query or fragment.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """
+    Replace the user and password of every URL in ``text`` with ``***``.
+
+    ``https://user:pass@host`` becomes ``https://***@host``; text without such a URL is unchanged.
+    """
+    return _USERINFO.sub(r"\1***@", text)
+
 
 @dataclass(frozen=True)
 class MpsConnectionSettings:
@@ -119,11 +131,13 @@ def _validate_endpoint(conn_id: str, value: object) -> str:
     )
     if not isinstance(value, str):
         raise _invalid_extra(conn_id, "endpoint", value, rule)
+    # A URL with credentials is refused; the error shows it without them.
+    shown = redact_userinfo(value)
     try:
         parts = urlsplit(value.strip())
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        raise _invalid_extra(conn_id, "endpoint", value, rule) from None
+        raise _invalid_extra(conn_id, "endpoint", shown, rule) from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -131,8 +145,9 @@ def _validate_endpoint(conn_id: str, value: object) -> str:
         or parts.query
         or parts.fragment
         or parts.username is not None
+        or "@" in parts.netloc
     ):
-        raise _invalid_extra(conn_id, "endpoint", value, rule)
+        raise _invalid_extra(conn_id, "endpoint", shown, rule)
     return f"{parts.scheme}://{parts.netloc}"
 
 

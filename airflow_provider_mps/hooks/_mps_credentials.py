@@ -6,6 +6,11 @@ The chain follows ``tencentcloud.common.credential.DefaultCredentialProvider`` s
 probe of the instance metadata service is bounded by :data:`CVM_METADATA_TIMEOUT` (the SDK's
 own probe has no timeout), and when every step comes up empty the error says what each step
 looked for instead of the SDK's ``OSError("TKE_REGION not exist")``.
+
+A role's temporary keys reach the SDK clients through :class:`RoleKeys`: the clients read the keys
+from memory while they sign, and the hook refreshes them before each request (off the event loop
+on the async path), instead of the SDK's role credentials refreshing themselves over the network
+inside the getters the clients call while signing.
 """
 
 from __future__ import annotations
@@ -27,17 +32,86 @@ CVM_METADATA_TIMEOUT = 1.0
 PROFILE_FILES: tuple[str, ...] = ("~/.tencentcloud/credentials", "/etc/tencentcloud/credentials")
 
 
+class RoleKeys:
+    """
+    A role's temporary keys as the SDK clients read them: from memory, never refreshed while signing.
+
+    The SDK's role credentials (``CVMRoleCredential``, TKE's ``OIDCRoleArnCredential``) refresh
+    themselves with a blocking HTTP call inside ``get_credential_info()`` and their property
+    getters, which a client calls while it signs a request; for the async client that is on the
+    triggerer's event loop.  The clients sign with this object instead, and the hook calls
+    :meth:`refresh` before each request.
+
+    :param role: the SDK's role credential, whose keys were just fetched.
+    """
+
+    def __init__(self, role: Any) -> None:
+        self._role = role
+        secret_id, secret_key, token = role.get_credential_info()
+        self._keys: tuple[Any, Any, Any] = (secret_id, secret_key, token)
+
+    def get_credential_info(self) -> tuple[Any, Any, Any]:
+        """The SecretId, SecretKey and token of the last refresh (what the SDK clients sign with)."""
+        return self._keys
+
+    @property
+    def secret_id(self) -> Any:
+        """The temporary SecretId."""
+        return self._keys[0]
+
+    @property
+    def secret_key(self) -> Any:
+        """The temporary SecretKey."""
+        return self._keys[1]
+
+    @property
+    def token(self) -> Any:
+        """The session token."""
+        return self._keys[2]
+
+    # The SDK's own camel-case names for the same keys.
+    secretId = secret_id
+    secretKey = secret_key
+
+    def refresh(self) -> list[str]:
+        """
+        Ask the role for its keys (a blocking network call when they are due) and keep them.
+
+        :return: the SecretKey and token values that are new since the last refresh, for the
+            secrets masker.  If the role returns no keys (its refresh failed), the last keys stay.
+        """
+        secret_id, secret_key, token = self._role.get_credential_info()
+        if not secret_id or not secret_key:
+            return []
+        previous, self._keys = self._keys, (secret_id, secret_key, token)
+        return [value for value in (secret_key, token) if value and value not in previous[1:]]
+
+
 @dataclass(frozen=True)
 class ResolvedCredential:
     """
     An SDK credential object and where it came from.
 
-    :param credential: the SDK credential (``Credential``, ``CVMRoleCredential``, ...).
+    :param credential: the SDK ``Credential`` of fixed keys, or :class:`RoleKeys` for a role.
     :param source: where it was found, for the task log, e.g. ``environment variables``.
     """
 
     credential: Any
     source: str
+
+    @property
+    def is_role(self) -> bool:
+        """Whether the keys are a role's temporary keys, refreshed before each request."""
+        return isinstance(self.credential, RoleKeys)
+
+    @property
+    def account_key(self) -> str:
+        """
+        A non-secret name of the keys, stable across refreshes: the SecretId, or the role.
+
+        A role's temporary SecretId changes at every refresh, so a role is named by its source.
+        """
+        return self.source if self.is_role else self.secret_id()
 
     def secret_id(self) -> str:
         """The SecretId (not a secret: it names the key and appears in every signed request)."""
@@ -132,7 +206,7 @@ def _cvm_role_credential() -> tuple[ResolvedCredential | None, str]:
     credential = CVMRoleCredential(role_name=role)
     if credential.get_credential() is None:
         return None, f"no CVM role: the metadata service gave no temporary credentials for role {role!r}"
-    return ResolvedCredential(credential, f"CVM role {role!r}"), ""
+    return ResolvedCredential(RoleKeys(credential), f"CVM role {role!r}"), ""
 
 
 def _tke_oidc_credential() -> tuple[ResolvedCredential | None, str]:
@@ -144,4 +218,8 @@ def _tke_oidc_credential() -> tuple[ResolvedCredential | None, str]:
         credential = DefaultTkeOIDCRoleArnProvider().get_credential()
     except OSError as error:
         return None, f"no TKE OIDC role: {error}"
-    return ResolvedCredential(credential, "TKE OIDC role"), ""
+    try:
+        keys = RoleKeys(credential)  # the first AssumeRoleWithWebIdentity call
+    except Exception as error:
+        return None, f"no TKE OIDC role: the STS call for its temporary credentials failed ({error})"
+    return ResolvedCredential(keys, "TKE OIDC role"), ""

@@ -15,11 +15,19 @@ The two SDK clients fail differently for the same fault:
 whether the request may have reached the service: only a connection that was never established
 (refused, unresolvable, connect timeout, TLS handshake or proxy failure, no free pool slot) is
 certain not to have.
+
+TLS needs care: ``requests`` raises ``SSLError`` both for a failed handshake and for a TLS error
+while reading the response, after the request went out; the async client lets the latter escape
+as a bare ``ssl.SSLError``.  Only an error raised by the handshake itself (a certificate that does
+not verify, or the ``ssl`` module's ``do_handshake`` failing) counts as "never sent"; any other
+TLS error may have come after the service got the request.
 """
 
 from __future__ import annotations
 
 import random
+import ssl
+import traceback
 
 from airflow_provider_mps.exceptions import (
     MpsApiError,
@@ -28,6 +36,7 @@ from airflow_provider_mps.exceptions import (
     MpsTransientError,
     is_transient_error_code,
 )
+from airflow_provider_mps.hooks._mps_connection import redact_userinfo
 
 CONNECT_FAILED = "ClientNetworkError.ConnectFailed"
 TIMEOUT = "ClientNetworkError.Timeout"
@@ -41,7 +50,7 @@ _MAX_MESSAGE = 300
 def _short(text: object) -> str:
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", errors="replace")
-    shown = " ".join(str(text).split())
+    shown = redact_userinfo(" ".join(str(text).split()))
     return shown if len(shown) <= _MAX_MESSAGE else shown[: _MAX_MESSAGE - 3] + "..."
 
 
@@ -54,11 +63,50 @@ def _chain(error: BaseException) -> list[BaseException]:
     return seen
 
 
+def _nested(error: BaseException) -> list[BaseException]:
+    """``error``, its causes and contexts, and the exceptions urllib3 and requests carry as arguments."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if current in found:
+            continue
+        found.append(current)
+        pending.extend(cause for cause in (current.__cause__, current.__context__) if cause is not None)
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return found
+
+
+def _tls_handshake_failed(error: BaseException) -> bool:
+    """
+    Whether ``error`` comes from a TLS handshake, so the request itself was never sent.
+
+    A certificate that does not verify fails only in the handshake.  Any other ``ssl.SSLError``
+    counts when the ``ssl`` module raised it from ``do_handshake``; a TLS error while reading the
+    answer (a bad record, an alert after the request went out) does not.
+    """
+    from urllib3.util.ssl_match_hostname import CertificateError as HostnameMismatch
+
+    for cause in _nested(error):
+        if isinstance(cause, (ssl.SSLCertVerificationError, HostnameMismatch)):
+            return True
+        if isinstance(cause, ssl.SSLError) and any(
+            frame.f_code.co_name == "do_handshake" for frame, _ in traceback.walk_tb(cause.__traceback__)
+        ):
+            return True
+    return False
+
+
 def _classify_requests(error: BaseException) -> tuple[str, bool] | None:
     import requests.exceptions as rex
     import urllib3.exceptions as uex
 
-    if isinstance(error, (rex.ConnectTimeout, rex.ProxyError, rex.SSLError)):
+    if isinstance(error, rex.SSLError):
+        return (CONNECT_FAILED, False) if _tls_handshake_failed(error) else (CONNECTION_LOST, True)
+    if isinstance(error, (rex.ConnectTimeout, rex.ProxyError)):
         return CONNECT_FAILED, False
     if isinstance(error, rex.Timeout):
         return TIMEOUT, True
@@ -95,10 +143,17 @@ def _classify_httpx(error: BaseException) -> tuple[str, bool] | None:
     return None
 
 
+def _classify_tls(error: BaseException) -> tuple[str, bool] | None:
+    """A bare ``ssl.SSLError`` (the async client lets one escape while it reads the answer)."""
+    if not isinstance(error, ssl.SSLError):
+        return None
+    return (CONNECT_FAILED, False) if _tls_handshake_failed(error) else (CONNECTION_LOST, True)
+
+
 def _classify_transport(error: BaseException) -> tuple[str, bool] | None:
     """Classify the first transport-level error in ``error``'s chain as (code, may have reached)."""
     for cause in _chain(error):
-        found = _classify_requests(cause) or _classify_httpx(cause)
+        found = _classify_requests(cause) or _classify_httpx(cause) or _classify_tls(cause)
         if found:
             return found
     return None

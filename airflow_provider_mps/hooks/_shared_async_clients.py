@@ -4,10 +4,11 @@ One SDK async client per connection settings and event loop, shared by every hoo
 A triggerer runs hundreds of triggers in one event loop, each with its own :class:`MpsHook`.  An
 SDK async client costs ~0.8 MiB and ~20 ms of CPU to build (its ``httpx.AsyncClient`` loads the
 CA bundle into a new SSL context), and an ``httpx.AsyncClient`` serves any number of concurrent
-requests on its loop, so hooks with the same settings share one.  Each hook holding the client
-counts as a user; the last user to release it closes it.  Clients belong to their event loop
-(httpx connections cannot move between loops), and the registry forgets a loop when it is
-garbage-collected.
+requests on its loop, so hooks with the same settings share one.  It is built in a worker thread,
+so loading the CA bundle never blocks the event loop; hooks asking for it meanwhile wait for that
+one build.  Each hook holding the client counts as a user; the last user to release it closes it.
+Clients belong to their event loop (httpx connections cannot move between loops), and the
+registry forgets a loop when it is garbage-collected.
 
 The key holds everything the client is built from: the connection settings except the
 connection id, and for keys found by the credential chain the place they came from.  Hooks whose
@@ -16,13 +17,13 @@ credentials, endpoint, region, proxy, timeout or language differ never share a c
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Callable, Hashable
 
     from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class _Shared:
-    client: Any
+    """A client of one loop: ``built`` resolves to it once the worker thread has built it."""
+
+    built: asyncio.Future[Any]
     users: int = 0
 
 
@@ -49,26 +52,63 @@ def client_key(settings: MpsConnectionSettings, credential: ResolvedCredential) 
     :param credential: the credential the client signs with.
     """
     from_connection = bool(settings.secret_id and settings.secret_key)
-    chain = None if from_connection else (credential.source, credential.secret_id())
+    chain = None if from_connection else (credential.source, credential.account_key)
     return (dataclasses.replace(settings, conn_id=""), chain)
 
 
-def acquire(loop: asyncio.AbstractEventLoop, key: Hashable, build: Callable[[], Any]) -> Any:
+async def acquire(key: Hashable, build: Callable[[], Any]) -> Any:
     """
-    Return the client of ``key`` on ``loop``, building it with ``build()`` if there is none yet.
+    Return the client of ``key`` on the running loop, building it in a worker thread if there is none.
 
-    Call it from ``loop``'s thread; every call must be matched by one :func:`release`.
+    Every call that returns must be matched by one :func:`release`.  A caller cancelled while the
+    client is being built gives its use up itself; a failed build is forgotten, so the next caller
+    tries again.
 
-    :param loop: the running event loop.
     :param key: from :func:`client_key`.
-    :param build: builds a new client (synchronously, so no other coroutine can build a second).
+    :param build: builds a new client; called in a worker thread, at most once per key and loop.
     """
+    loop = asyncio.get_running_loop()
     with _lock:
-        shared = _clients.setdefault(loop, {}).get(key)
+        per_loop = _clients.setdefault(loop, {})
+        shared = per_loop.get(key)
         if shared is None:
-            shared = _clients[loop][key] = _Shared(build())
+            shared = per_loop[key] = _Shared(asyncio.ensure_future(asyncio.to_thread(build)))
+            shared.built.add_done_callback(lambda built: _forget_failed_build(loop, key, shared, built))
         shared.users += 1
-        return shared.client
+    try:
+        return await asyncio.shield(shared.built)
+    except asyncio.CancelledError:
+        built = shared.built
+        if not built.done() or (not built.cancelled() and built.exception() is None):
+            _give_up(loop, key, shared)
+        raise
+
+
+def _forget_failed_build(
+    loop: asyncio.AbstractEventLoop, key: Hashable, shared: _Shared, built: asyncio.Future[Any]
+) -> None:
+    if built.cancelled() or built.exception() is not None:
+        with _lock:
+            per_loop = _clients.get(loop)
+            if per_loop is not None and per_loop.get(key) is shared:
+                del per_loop[key]
+
+
+def _give_up(loop: asyncio.AbstractEventLoop, key: Hashable, shared: _Shared) -> None:
+    """Drop one use of a client whose caller never got it; close the client if nobody else uses it."""
+    with _lock:
+        shared.users -= 1
+        per_loop = _clients.get(loop)
+        last = shared.users == 0 and per_loop is not None and per_loop.get(key) is shared
+        if last:
+            del per_loop[key]  # type: ignore[union-attr]
+    if last:
+
+        def close(built: asyncio.Future[Any]) -> None:
+            if not built.cancelled() and built.exception() is None and not loop.is_closed():
+                loop.create_task(built.result().close())
+
+        shared.built.add_done_callback(close)
 
 
 def release(loop: asyncio.AbstractEventLoop, key: Hashable) -> Any | None:
@@ -89,10 +129,10 @@ def release(loop: asyncio.AbstractEventLoop, key: Hashable) -> Any | None:
         if shared.users > 0:
             return None
         del per_loop[key]  # type: ignore[union-attr]
-        return shared.client
+    return shared.built.result()
 
 
 def count(loop: asyncio.AbstractEventLoop) -> int:
-    """Return how many clients are open on ``loop`` (for tests and diagnostics)."""
+    """Return how many clients are open (or being built) on ``loop`` (for tests and diagnostics)."""
     with _lock:
         return len(_clients.get(loop, {}))

@@ -7,7 +7,12 @@ from enum import Enum
 from typing import Any
 
 from airflow_provider_mps import DEFAULT_CONN_ID
-from airflow_provider_mps.exceptions import MpsError, MpsTaskFailedError, MpsTaskTimeoutError
+from airflow_provider_mps.exceptions import (
+    MpsError,
+    MpsTaskFailedError,
+    MpsTaskTimeoutError,
+    MpsTransientError,
+)
 from airflow_provider_mps.hooks._mps_api import (
     CREATE_ACTION,
     DESCRIBE_ACTION,
@@ -18,7 +23,7 @@ from airflow_provider_mps.hooks._mps_api import (
     parse_describe_response,
     parse_test_connection_response,
 )
-from airflow_provider_mps.hooks._mps_base import MpsBaseHook, check_seconds
+from airflow_provider_mps.hooks._mps_base import check_seconds
 from airflow_provider_mps.hooks._mps_connection_form import (
     CONNECTION_TYPE,
     classic_ui_field_behaviour,
@@ -29,6 +34,7 @@ from airflow_provider_mps.hooks._mps_errors import (
     is_retryable_create_error,
     is_retryable_describe_error,
 )
+from airflow_provider_mps.hooks._mps_requests import DeadlineReached, MpsRequestHook
 
 
 class MpsAigcImageTaskStatus(str, Enum):
@@ -71,7 +77,7 @@ def _excerpt(prompt: object) -> str:
     return repr(prompt)
 
 
-class MpsHook(MpsBaseHook):
+class MpsHook(MpsRequestHook):
     """
     Create and follow Tencent Cloud MPS AIGC image tasks through the official SDK.
 
@@ -171,7 +177,7 @@ class MpsHook(MpsBaseHook):
         try:
             result = self._with_retries(
                 CREATE_ACTION,
-                lambda: parse_create_response(self._call(CREATE_ACTION, params)),
+                lambda _: parse_create_response(self._call(CREATE_ACTION, params)),
                 is_retryable_create_error,
             )
         except MpsError as error:
@@ -208,11 +214,18 @@ class MpsHook(MpsBaseHook):
 
         :param task_id: the MPS TaskId.
         """
+        return self._describe(task_id, deadline=None)
+
+    def _describe(self, task_id: str, *, deadline: float | None) -> dict[str, Any]:
+        """:meth:`describe_aigc_image_task`, its requests and retries ending by ``deadline`` (monotonic)."""
         params = build_describe_params(task_id)
         return self._with_retries(
             DESCRIBE_ACTION,
-            lambda: parse_describe_response(task_id, self._call(DESCRIBE_ACTION, params)),
+            lambda timeout: parse_describe_response(
+                task_id, self._call(DESCRIBE_ACTION, params, timeout=timeout)
+            ),
             is_retryable_describe_error,
+            deadline=deadline,
         )
 
     async def adescribe_aigc_image_task(self, task_id: str) -> dict[str, Any]:
@@ -234,11 +247,17 @@ class MpsHook(MpsBaseHook):
         """
         Poll an AIGC image task until it ends and return its ``DONE`` describe dict.
 
+        Each describe (and its retries) ends by the deadline: a request gets the time left as its
+        timeout, if that is shorter than ``request_timeout`` (but at least
+        :data:`~airflow_provider_mps.hooks._mps_requests.MIN_REQUEST_TIMEOUT`), and no retry starts
+        after it.  So the wait ends within ``timeout`` plus at most that minimum.
+
         :param task_id: the MPS TaskId.
         :param poll_interval: seconds between two describe calls.
         :param timeout: seconds to wait in all, or ``None`` to wait as long as it takes.
         :raises MpsTaskFailedError: when the task ends in ``FAIL``.
-        :raises MpsTaskTimeoutError: when ``timeout`` passes first.
+        :raises MpsTaskTimeoutError: when ``timeout`` passes first, also while a describe kept failing
+            with a transient error.
         """
         check_seconds("poll_interval", poll_interval, minimum=None)
         if timeout is not None:
@@ -246,7 +265,16 @@ class MpsHook(MpsBaseHook):
         deadline = None if timeout is None else time.monotonic() + timeout
         last_status = None
         while True:
-            result = self.describe_aigc_image_task(task_id)
+            try:
+                result = self._describe(task_id, deadline=deadline)
+            except (DeadlineReached, MpsTransientError) as error:
+                failure = error.error if isinstance(error, DeadlineReached) else error
+                if failure is error and (deadline is None or time.monotonic() < deadline):
+                    raise
+                raise MpsTaskTimeoutError(
+                    f"MPS task {task_id} did not finish within the timeout of {timeout:g} seconds; its last "
+                    f"status was {last_status or 'unknown'}, and the last describe failed: {failure}"
+                ) from failure
             status = result["Status"]
             if status != last_status:
                 self.log.info("MPS task %s is %s (RequestId %s).", task_id, status, result["RequestId"])

@@ -23,7 +23,7 @@ from airflow_provider_mps.exceptions import (
     MpsTaskTimeoutError,
     MpsTransientError,
 )
-from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE, get_rate_limiter
+from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -46,11 +46,12 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
     """
     Poll an MPS AIGC image task until it is ``DONE`` or ``FAIL``, or ``end_time`` passes.
 
-    Every poll first waits for the process-wide rate limiter of ``DescribeAigcImageTask`` for the
-    connection's account and endpoint, so all triggers of one triggerer process sharing
-    credentials stay under ``rate_limit`` requests per second together.  Quota, service-side and
-    network errors are retried with exponential backoff and jitter until ``end_time``; any other
-    error ends the trigger with an ``error`` event.
+    Every poll goes through the hook's request path, which waits at the process's
+    ``DescribeAigcImageTask`` limiter of the connection's account and endpoint: all triggers of one
+    triggerer process sharing credentials stay under the process's share of the quota
+    (``[tencentcloud_mps] quota_share``) together.  ``rate_limit`` only spaces this trigger's own
+    polls.  Quota, service-side and network errors are retried with exponential backoff and jitter
+    until ``end_time``; any other error ends the trigger with an ``error`` event.
 
     The trigger fires exactly one event, with the payload
     ``{"status", "mps_task_id", "result", "message"}`` where ``status`` is one of:
@@ -69,7 +70,8 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
     :param poll_interval: seconds between two polls of a task that is still running.
     :param end_time: when to give up, as epoch seconds.
     :param region: the region overriding the connection's, if any.
-    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second for this account.
+    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second this trigger sends (its
+        own spacing; the process's share of the account quota applies to all triggers together).
     """
 
     def __init__(
@@ -109,26 +111,26 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
         """
         The hook polling the service (built lazily; no connection lookup here).
 
-        Its own retries are off: the trigger retries transient errors itself, through the shared
-        rate limiter and for as long as ``end_time`` allows.
+        Its own retries are off: the trigger retries transient errors itself, for as long as
+        ``end_time`` allows.  Each request waits at the process's rate limiter of the account.
         """
         from airflow_provider_mps.hooks.mps import MpsHook
 
-        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0)
+        return MpsHook(
+            mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0, rate_limit=self.rate_limit
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task is terminal, the deadline passes or a hard error occurs."""
         try:
-            # The connection is read asynchronously (a sync lookup on the event loop fails on 3.0).
-            key = await self.hook.arate_limit_key()
-            # Get the (shared) SDK client before the first slot, so the slot is spent on the call.
+            # The connection is read asynchronously (a sync lookup on the event loop fails on 3.0),
+            # and the (shared) SDK client is built before the first poll.
             await self.hook.aget_conn()
         except Exception as error:  # a missing or unusable connection: nothing to retry
             yield self._event(
                 "error", None, f"Cannot poll MPS task {self.mps_task_id} with {self.mps_conn_id!r}: {error}"
             )
             return
-        limiter = get_rate_limiter(key, DESCRIBE_ACTION, self.rate_limit)
 
         last: dict[str, Any] | None = None
         last_error: MpsTransientError | None = None
@@ -136,7 +138,6 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
         while True:
             delay = self.poll_interval
             try:
-                await limiter.aacquire()
                 last = await self.hook.adescribe_aigc_image_task(self.mps_task_id)
             except MpsTransientError as error:
                 last_error = error
@@ -286,11 +287,11 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
     Poll a batch of MPS AIGC image tasks until every one is ``DONE`` or ``FAIL``, or ``end_time`` passes.
 
     Each round describes the tasks still unfinished, in order, at most :data:`BATCH_IN_FLIGHT` at a
-    time and each after its slot at the process-wide ``DescribeAigcImageTask`` limiter of the
-    account, so one trigger for N tasks costs one triggerer coroutine and never more than
-    ``rate_limit`` requests per second (shared with every other trigger of the account).  A round
-    of N tasks takes at least ``N / rate_limit`` seconds; rounds start ``poll_interval`` apart or
-    back to back when a round takes longer.
+    time, each spaced by ``rate_limit`` and waiting for its slot at the process's
+    ``DescribeAigcImageTask`` limiter of the account (shared with every other trigger of the
+    account, at ``[tencentcloud_mps] quota_share``), so one trigger for N tasks costs one triggerer
+    coroutine.  A round of N tasks takes at least ``N / rate_limit`` seconds; rounds start
+    ``poll_interval`` apart or back to back when a round takes longer.
 
     A task the service does not know gets the status ``NOT_FOUND``; quota, service-side and network
     errors leave the task for the next round (backing off when a whole round failed); any other
@@ -310,7 +311,8 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
     :param poll_interval: seconds between the starts of two polling rounds.
     :param end_time: when to give up, as epoch seconds.
     :param region: the region overriding the connection's, if any.
-    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second for this account.
+    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second this trigger sends (its
+        own spacing; the process's share of the account quota applies to all triggers together).
     """
 
     def __init__(
@@ -350,17 +352,17 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
         """The hook polling the service, its own retries off (see :class:`MpsAigcImageTaskTrigger`)."""
         from airflow_provider_mps.hooks.mps import MpsHook
 
-        return MpsHook(mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0)
+        return MpsHook(
+            mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0, rate_limit=self.rate_limit
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll rounds until every task is final, the deadline passes or a hard error occurs."""
         try:
-            key = await self.hook.arate_limit_key()
-            await self.hook.aget_conn()  # before the first slot (see MpsAigcImageTaskTrigger.run)
+            await self.hook.aget_conn()  # the connection and client first (see MpsAigcImageTaskTrigger.run)
         except Exception as error:  # a missing or unusable connection: nothing to retry
             yield self._event("error", {}, f"Cannot poll MPS tasks with {self.mps_conn_id!r}: {error}")
             return
-        limiter = get_rate_limiter(key, DESCRIBE_ACTION, self.rate_limit)
         results: dict[str, dict[str, Any]] = {}
         pending = list(dict.fromkeys(self.mps_task_ids))
         failed_rounds = 0
@@ -369,7 +371,7 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
             started, polled = time.monotonic(), len(pending)
             still: list[str] = []
             transient = 0
-            for task_id, result, failure in await self._poll_round(pending, limiter):
+            for task_id, result, failure in await self._poll_round(pending):
                 if result is not None:
                     results[task_id] = result
                     if result["Status"] not in _BATCH_FINAL_STATUSES:
@@ -413,19 +415,16 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
             await asyncio.sleep(max(0.0, min(delay, remaining)))
 
     async def _poll_round(
-        self, task_ids: list[str], limiter: Any
+        self, task_ids: list[str]
     ) -> list[tuple[str, dict[str, Any] | None, MpsError | None]]:
         """
-        Describe every task of ``task_ids``, a few at a time, sending them one limiter slot apart.
+        Describe every task of ``task_ids``, at most :data:`BATCH_IN_FLIGHT` at a time, in order.
 
-        One loop dispatches the calls in order: each waits for a free in-flight slot, its slot at
-        the shared limiter, and at least ``1 / rate_limit`` seconds since this trigger's previous
-        call.  The last rule keeps the calls spaced even after the event loop stalled (a slot
-        reserved before a stall must not fire together with the ones after it).
+        The describes start in order and queue, first come first served, at the hook's own limiter
+        (``rate_limit``) and then the process's, each of which lets a call through only once its
+        interval has passed since the previous one went through, even after the event loop stalled.
         """
         in_flight = asyncio.Semaphore(BATCH_IN_FLIGHT)
-        spacing = 1.0 / self.rate_limit
-        last_sent = -spacing
 
         async def describe(task_id: str) -> tuple[str, dict[str, Any] | None, MpsError | None]:
             try:
@@ -440,11 +439,6 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
         calls = []
         for task_id in task_ids:
             await in_flight.acquire()
-            await limiter.aacquire()
-            wait = last_sent + spacing - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            last_sent = time.monotonic()
             calls.append(asyncio.create_task(describe(task_id)))
         return list(await asyncio.gather(*calls))
 

@@ -1,11 +1,16 @@
 """
-Process-wide client-side rate limiters, shared by threads and asyncio tasks alike.
+Client-side rate limiters: the process's share of the account quota, and a caller's own spacing.
 
-The MPS API allows 20 requests per second per action and account.  A triggerer process may run
-a thousand deferred tasks polling ``DescribeAigcImageTask`` with the same credentials, and a
-worker may submit a batch of ``CreateAigcImageTask`` calls from a thread pool; each of them asks
-:func:`get_rate_limiter` for the limiter of its ``(key, action)`` and gets the same object, so the
-service never sees more than ``rate`` calls per second from this process.
+The MPS API allows 20 requests per second per action and account, whatever process sends them.
+Every request the hook sends, sync or async, create or describe, first waits at the limiter of
+its ``(account, action)`` in this process (:func:`process_rate_limiter`): a thousand triggers of
+one triggerer polling ``DescribeAigcImageTask``, a batch creating from a thread pool, a sensor
+poking and a task waiting on a worker all draw from the same one.  Its rate is this process's
+share of the quota, set in one place for the deployment: ``[tencentcloud_mps] quota_share`` in
+Airflow's configuration (:func:`quota_share`; 20, the whole quota, when unset).  With several
+processes sharing an account, give each ``20 / number of processes`` (``docs/connection.md``).
+Nothing a task asks for changes it: a task's ``rate_limit`` only spaces that task's own calls, on
+a :class:`RateLimiter` of its own.
 
 Callers wait in one first-come, first-served queue.  Only the caller at its head waits on a clock:
 it goes through once ``interval`` has passed since the previous caller *went through* (not since
@@ -34,6 +39,11 @@ log = logging.getLogger(__name__)
 
 #: The documented MPS quota of every AIGC action, in requests per second.
 DEFAULT_RATE = SERVICE_QUOTA_PER_SECOND
+
+#: The provider's section of Airflow's configuration (declared in ``get_provider_info()``).
+CONFIG_SECTION = "tencentcloud_mps"
+#: Requests per second, per action and account, one process may send.
+QUOTA_SHARE_OPTION = "quota_share"
 
 #: Share of the rate kept unused: calls are spaced ``1 / (rate * (1 - HEADROOM))`` seconds apart.
 #: At 20/s that is 1/18 s: 21 calls span 1.11 s, so no 1-second window at the service holds more
@@ -108,18 +118,6 @@ class RateLimiter:
     def interval(self) -> float:
         """The shortest time between two calls, in seconds (the rate less the headroom)."""
         return self._interval
-
-    def lower_rate(self, rate: float) -> None:
-        """
-        Lower the rate to ``rate`` if that is below the current one; a higher rate is ignored.
-
-        :param rate: the most calls per second a new user of this limiter allows.
-        """
-        interval = _interval(rate, self._headroom)
-        with self._lock:
-            if interval > self._interval:
-                self._interval = interval
-                self._rate = float(rate)
 
     # -- the queue (each step under the lock; waking happens outside it) --------------------------
 
@@ -220,34 +218,82 @@ def _interval(rate: float, headroom: float = HEADROOM) -> float:
     return 1.0 / (float(rate) * (1.0 - headroom))
 
 
+def headroom_for(action: str) -> float:
+    """The share of the rate kept unused for ``action`` (:data:`ACTION_HEADROOM`, else :data:`HEADROOM`)."""
+    return ACTION_HEADROOM.get(action, HEADROOM)
+
+
+def quota_share() -> float:
+    """
+    Return ``[tencentcloud_mps] quota_share``: the requests per second this process may send.
+
+    It applies to each action and account separately (the service's quota is per action).  Unset
+    or empty means :data:`DEFAULT_RATE`, the whole quota, right for one process per account.  Set it
+    per process type with ``AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE`` where workers and triggerers
+    need different shares.
+
+    :raises MpsInvalidParameterError: when it is not a number of requests per second above 0.
+    """
+    from airflow.providers.common.compat.sdk import conf
+
+    from airflow_provider_mps.exceptions import MpsInvalidParameterError
+
+    value = conf.get(CONFIG_SECTION, QUOTA_SHARE_OPTION, fallback=None)
+    if value is None or not str(value).strip():
+        return float(DEFAULT_RATE)
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share < float("inf"):
+        raise MpsInvalidParameterError(
+            f"[{CONFIG_SECTION}] {QUOTA_SHARE_OPTION}",
+            "must be a number of requests per second greater than 0, such as 5 "
+            f"(the account's quota of {DEFAULT_RATE:g} divided among the processes sharing it).",
+            value,
+        )
+    return share
+
+
 _registry: dict[tuple[str, str], RateLimiter] = {}
 _registry_lock = threading.Lock()
 
 
-def get_rate_limiter(key: str, action: str, rate: float = DEFAULT_RATE) -> RateLimiter:
+def process_rate_limiter(key: str, action: str) -> RateLimiter:
     """
-    Return the process-wide limiter for ``action`` calls made with ``key``.
+    Return the limiter every ``action`` request made with ``key`` in this process waits at.
 
-    Every caller passing the same ``key`` and ``action`` gets the same limiter.  When callers ask
-    for different rates, the lowest wins: a quota is only safe if nobody exceeds it.  The share of
-    the rate kept unused is :data:`HEADROOM`, or the action's entry in :data:`ACTION_HEADROOM`.
+    It is created on first use at :func:`quota_share` requests per second, and no caller changes
+    its rate afterwards.
 
     :param key: a non-secret name of the account and endpoint, e.g. ``MpsHook.rate_limit_key``.
     :param action: the API action the quota applies to, e.g. ``DescribeAigcImageTask``.
-    :param rate: the most calls per second this caller allows.
     """
-    _interval(rate)
     with _registry_lock:
         limiter = _registry.get((key, action))
         if limiter is None:
-            headroom = ACTION_HEADROOM.get(action, HEADROOM)
-            limiter = _registry[(key, action)] = RateLimiter(rate, headroom=headroom)
-            log.debug("Created a rate limiter of %s requests/s for %s on %s", rate, action, key)
-            return limiter
-    if rate < limiter.rate:
-        log.info("Lowering the rate limit for %s on %s to %s requests/s", action, key, rate)
-        limiter.lower_rate(rate)
-    return limiter
+            rate = quota_share()
+            limiter = _registry[(key, action)] = RateLimiter(rate, headroom=headroom_for(action))
+            log.debug("Created the process's rate limiter of %s requests/s for %s on %s", rate, action, key)
+        return limiter
+
+
+def get_rate_limiter(key: str, action: str, rate: float = DEFAULT_RATE) -> RateLimiter:
+    """
+    Return a new limiter spacing one caller's own ``action`` calls at most ``rate`` per second.
+
+    .. deprecated::
+        The hook now draws every request from :func:`process_rate_limiter` itself, and a task's
+        own spacing is ``MpsHook(rate_limit=...)``.  This is kept so that callers written before
+        keep working: the limiter it returns is the caller's own (acquiring it before a hook call
+        adds that spacing), and ``rate`` no longer changes the process's limiter, which other
+        DAGs of the account share.
+
+    :param key: the account and endpoint (unused: the limiter is the caller's own).
+    :param action: the API action, for its headroom.
+    :param rate: the most calls per second this caller allows.
+    """
+    return RateLimiter(rate, headroom=headroom_for(action))
 
 
 def clear_rate_limiters() -> None:

@@ -6,7 +6,9 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, overload
 
 import pytest
@@ -91,6 +93,81 @@ def emulator_connection(mps_emulator: Any, set_connection: Callable[..., str]) -
         return set_connection(conn_id, extra=extras, **values)
 
     return define
+
+
+class CvmMetadataService:
+    """
+    A stand-in for the CVM instance metadata service on loopback, handing out a role's temporary keys.
+
+    It names the role ``mps-airflow-role`` and answers with the keys of the last :meth:`hand_out`
+    (none before), after :attr:`delay` seconds; :attr:`served` counts the keys it handed out.
+    """
+
+    role = "mps-airflow-role"
+    base = "/latest/meta-data/cam/security-credentials/"
+
+    def __init__(self) -> None:
+        self.credentials: dict[str, Any] = {"Code": "Failure"}
+        self.delay = 0.0
+        self.served = 0
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == service.base:
+                    body = service.role.encode()
+                elif self.path == service.base + service.role:
+                    time.sleep(service.delay)
+                    service.served += 1
+                    body = json.dumps(service.credentials).encode()
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def role_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{self.base}"
+
+    def hand_out(self, secret_id: str, secret_key: str, token: str, *, expires_in: float = 3600) -> None:
+        """
+        Answer with these keys from now on, expiring ``expires_in`` seconds from now.
+
+        The SDK refreshes keys that expire within 300 seconds before every use.
+        """
+        self.credentials = {
+            "Code": "Success",
+            "TmpSecretId": secret_id,
+            "TmpSecretKey": secret_key,
+            "Token": token,
+            "ExpiredTime": int(time.time() + expires_in),
+        }
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(2)
+
+
+@pytest.fixture
+def cvm_metadata_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[CvmMetadataService]:
+    """A CVM metadata service on loopback that the SDK's CVM role credential asks (no keys yet)."""
+    from tencentcloud.common.credential import CVMRoleCredential
+
+    service = CvmMetadataService()
+    monkeypatch.setattr(CVMRoleCredential, "_role_endpoint", service.role_endpoint)
+    yield service
+    service.close()
 
 
 class LoopbackServer:

@@ -8,10 +8,6 @@ service on loopback (the autouse ``isolated_credential_chain`` fixture points th
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -49,52 +45,11 @@ def token_emulator_tasks(server: ThreadedEmulatorServer) -> list[dict[str, Any]]
     return EmulatorHandle(server.endpoint, server.secret_id, server.secret_key, server.token).tasks()
 
 
-class _MetadataHandler(BaseHTTPRequestHandler):
-    role = "mps-airflow-role"
-    credentials: dict[str, Any] = {}
-
-    def do_GET(self) -> None:
-        base = "/latest/meta-data/cam/security-credentials/"
-        if self.path == base:
-            body = self.role.encode()
-        elif self.path == base + self.role:
-            body = json.dumps(self.credentials).encode()
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def cvm_metadata_service(monkeypatch) -> Iterator[ThreadingHTTPServer]:
-    """A stand-in for the CVM instance metadata service on loopback, handing out the token user's keys."""
-    from tencentcloud.common.credential import CVMRoleCredential
-
-    _MetadataHandler.credentials = {
-        "Code": "Success",
-        "TmpSecretId": TOKEN_SECRET_ID,
-        "TmpSecretKey": TOKEN_SECRET_KEY,
-        "Token": SESSION_TOKEN,
-        "ExpiredTime": int(time.time()) + 3600,
-    }
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _MetadataHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setattr(
-        CVMRoleCredential,
-        "_role_endpoint",
-        f"http://127.0.0.1:{server.server_address[1]}/latest/meta-data/cam/security-credentials/",
-    )
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(2)
+def role_keys(cvm_metadata_service):
+    """The CVM role hands out the token user's temporary keys."""
+    cvm_metadata_service.hand_out(TOKEN_SECRET_ID, TOKEN_SECRET_KEY, SESSION_TOKEN)
+    return cvm_metadata_service
 
 
 def chain_connection(set_connection, endpoint: str) -> str:
@@ -148,7 +103,7 @@ def test_profile_file_is_used_when_environment_variables_are_absent(
 
 
 def test_cvm_role_credentials_are_used_when_no_keys_are_configured(
-    token_emulator, set_connection, cvm_metadata_service, hook_logs
+    token_emulator, set_connection, role_keys, hook_logs
 ):
     hook = MpsHook(chain_connection(set_connection, token_emulator.endpoint))
 
@@ -159,7 +114,8 @@ def test_cvm_role_credentials_are_used_when_no_keys_are_configured(
     assert hook_logs[0]["event"].startswith(
         "Using Tencent Cloud credentials from CVM role 'mps-airflow-role'"
     )
-    assert hook.rate_limit_key == f"{TOKEN_SECRET_ID}@{token_emulator.endpoint}"
+    # The role, not its temporary SecretId (which changes at every refresh), names the account.
+    assert hook.rate_limit_key == f"CVM role 'mps-airflow-role'@{token_emulator.endpoint}"
 
 
 def test_no_credentials_anywhere_raises_an_error_saying_what_was_tried(set_connection, mps_emulator):

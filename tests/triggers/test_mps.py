@@ -214,17 +214,16 @@ async def test_missing_connection_fires_an_error_event_without_calling_the_servi
 
 
 @pytest.mark.asyncio
-async def test_triggers_sharing_credentials_never_exceed_the_shared_describe_quota(mps_conn):
+async def test_triggers_sharing_credentials_never_exceed_the_processs_quota_share(mps_conn, monkeypatch):
     rate = 10
+    monkeypatch.setenv("AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE", str(rate))
     # Tasks that run for two seconds keep all ten triggers polling for longer than a second.
     mps_conn.configure(rate_limit=rate, wait_seconds=2.0)
     task_ids = [_create(f"A lighthouse number {n}") for n in range(rate)]
 
     # Polling every 20 ms, ten triggers would send 500 calls/s without the shared limiter.
     start = time.time()
-    events = await asyncio.gather(
-        *(_events(_trigger(t, poll_interval=0.02, rate_limit=rate)) for t in task_ids)
-    )
+    events = await asyncio.gather(*(_events(_trigger(t, poll_interval=0.02)) for t in task_ids))
 
     assert [[e["status"] for e in per_trigger] for per_trigger in events] == [["success"]] * rate
     describes = _describes(mps_conn)
@@ -268,7 +267,7 @@ def test_the_create_operators_rate_limit_reaches_its_trigger(mps_conn):
         wait_for_completion=True,
         deferrable=True,
         poll_interval=2,
-        rate_limit=5,  # a quarter of the quota: four triggerers share the account
+        rate_limit=5,  # the task's own spacing of its polls
     )
 
     with pytest.raises(TaskDeferred) as raised:

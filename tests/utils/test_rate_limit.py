@@ -6,7 +6,15 @@ import time
 
 import pytest
 
-from airflow_provider_mps.utils.rate_limit import HEADROOM, RateLimiter, clear_rate_limiters, get_rate_limiter
+from airflow_provider_mps.exceptions import MpsInvalidParameterError
+from airflow_provider_mps.utils.rate_limit import (
+    HEADROOM,
+    RateLimiter,
+    clear_rate_limiters,
+    get_rate_limiter,
+    process_rate_limiter,
+    quota_share,
+)
 
 # Slots are reserved on time.monotonic() and measured on the same clock. A busy machine can only
 # make a caller *later* than its slot, never earlier, so the slack covers clock resolution alone.
@@ -23,27 +31,66 @@ def _early(start: float, times: list[float], interval: float) -> list[int]:
     return [k for k, offset in enumerate(_offsets(start, times)) if offset < k * interval - CLOCK_SLACK]
 
 
-def test_same_key_and_action_share_one_limiter():
-    first = get_rate_limiter("AKID-share@http://127.0.0.1:1", "DescribeAigcImageTask")
-    again = get_rate_limiter("AKID-share@http://127.0.0.1:1", "DescribeAigcImageTask")
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters():
+    clear_rate_limiters()
+    yield
+    clear_rate_limiters()
+
+
+def test_same_key_and_action_share_one_process_limiter():
+    first = process_rate_limiter("AKID-share@http://127.0.0.1:1", "DescribeAigcImageTask")
+    again = process_rate_limiter("AKID-share@http://127.0.0.1:1", "DescribeAigcImageTask")
 
     assert again is first
     assert first.rate == 20.0
 
 
-def test_other_key_or_action_gets_its_own_limiter():
-    base = get_rate_limiter("AKID-own@http://127.0.0.1:1", "DescribeAigcImageTask")
+def test_other_key_or_action_gets_its_own_process_limiter():
+    base = process_rate_limiter("AKID-own@http://127.0.0.1:1", "DescribeAigcImageTask")
 
-    assert get_rate_limiter("AKID-other@http://127.0.0.1:1", "DescribeAigcImageTask") is not base
-    assert get_rate_limiter("AKID-own@http://127.0.0.1:1", "CreateAigcImageTask") is not base
+    assert process_rate_limiter("AKID-other@http://127.0.0.1:1", "DescribeAigcImageTask") is not base
+    assert process_rate_limiter("AKID-own@http://127.0.0.1:1", "CreateAigcImageTask") is not base
 
 
-def test_lowest_requested_rate_wins_for_a_shared_limiter():
-    limiter = get_rate_limiter("AKID-lowest@http://127.0.0.1:1", "DescribeAigcImageTask", rate=10)
-    get_rate_limiter("AKID-lowest@http://127.0.0.1:1", "DescribeAigcImageTask", rate=4)
-    get_rate_limiter("AKID-lowest@http://127.0.0.1:1", "DescribeAigcImageTask", rate=50)
+def test_the_process_limiter_runs_at_the_configured_quota_share(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE", "2.5")
 
-    assert limiter.rate == 4.0
+    limiter = process_rate_limiter("AKID-share@http://127.0.0.1:1", "DescribeAigcImageTask")
+
+    assert (quota_share(), limiter.rate, limiter.interval) == (2.5, 2.5, 1 / (2.5 * 0.9))
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_quota_share_means_the_whole_quota(monkeypatch, value):
+    monkeypatch.setenv("AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE", value)
+
+    assert quota_share() == 20.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "five", "inf", "nan"])
+def test_a_quota_share_that_is_not_a_positive_rate_is_refused_naming_the_option(monkeypatch, value):
+    monkeypatch.setenv("AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE", value)
+
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        process_rate_limiter("AKID-bad@http://127.0.0.1:1", "DescribeAigcImageTask")
+
+    assert str(raised.value) == (
+        f"Invalid [tencentcloud_mps] quota_share {value!r}: must be a number of requests per second "
+        "greater than 0, such as 5 (the account's quota of 20 divided among the processes sharing it)."
+    )
+
+
+def test_a_callers_own_rate_never_changes_the_process_limiter():
+    # Finding 6 of issue 11: a task's rate_limit used to lower the limiter every DAG of the account
+    # shares, for as long as the process lived.
+    shared = process_rate_limiter("AKID-lower@http://127.0.0.1:1", "DescribeAigcImageTask")
+    own = get_rate_limiter("AKID-lower@http://127.0.0.1:1", "DescribeAigcImageTask", rate=4)
+
+    assert own is not shared
+    assert (own.rate, shared.rate) == (4.0, 20.0)
+    assert process_rate_limiter("AKID-lower@http://127.0.0.1:1", "DescribeAigcImageTask") is shared
+    assert not hasattr(shared, "lower_rate")
 
 
 @pytest.mark.parametrize("rate", [0, -1, float("nan"), "20", True])
@@ -213,11 +260,7 @@ async def test_waiting_coroutines_do_not_block_the_event_loop():
 
 
 def test_creates_keep_less_headroom_than_describes_so_batches_stay_near_the_quota():
-    clear_rate_limiters()
-    try:
-        create = get_rate_limiter("account@endpoint", "CreateAigcImageTask", rate=20)
-        describe = get_rate_limiter("account@endpoint", "DescribeAigcImageTask", rate=20)
+    create = process_rate_limiter("account@endpoint", "CreateAigcImageTask")
+    describe = process_rate_limiter("account@endpoint", "DescribeAigcImageTask")
 
-        assert (create.interval, describe.interval) == (1 / 19.5, 1 / 18)
-    finally:
-        clear_rate_limiters()
+    assert (create.interval, describe.interval) == (1 / 19.5, 1 / 18)
