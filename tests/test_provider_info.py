@@ -191,3 +191,56 @@ def test_airflow_providers_widgets_lists_every_extra_field(cli_output):
     }
 
     assert rows == EXPECTED_WIDGET_TYPES
+
+
+@pytest.fixture(scope="module")
+def config_cli() -> dict[str, str]:
+    """``airflow config`` output for the provider's section, run in parallel with the test Airflow home."""
+    commands = {
+        "list": ({}, ["config", "list", "--section", "tencentcloud_mps", "--include-descriptions"]),
+        "default": ({}, ["config", "get-value", "tencentcloud_mps", "quota_share"]),
+        "set": (
+            {"AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE": "2.5"},
+            ["config", "get-value", "tencentcloud_mps", "quota_share"],
+        ),
+    }
+    running = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args],
+            env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, (env, args) in commands.items()
+    }
+    output = {}
+    for name, process in running.items():
+        stdout, stderr = process.communicate(timeout=180)
+        assert process.returncode == 0, f"airflow {' '.join(commands[name][1])} failed: {stderr}"
+        output[name] = stdout
+    return output
+
+
+def test_airflow_config_list_shows_the_quota_share_option_and_its_description(config_cli):
+    section = config_cli["list"][config_cli["list"].index("[tencentcloud_mps]") :]
+
+    assert "# Requests per second one Airflow process (a task on a worker, a triggerer) may send" in section
+    assert "20 / (workers x tasks running at once on each + triggerers)" in section
+    assert "quota_share = " in section
+
+
+def test_the_quota_share_defaults_to_the_whole_quota_and_reads_the_environment(config_cli):
+    assert (config_cli["default"].splitlines()[-1], config_cli["set"].splitlines()[-1]) == ("20", "2.5")
+
+
+def test_the_provider_declares_its_configuration_section():
+    option = get_provider_info()["config"]["tencentcloud_mps"]["options"]["quota_share"]
+
+    assert {key: value for key, value in option.items() if key != "description"} == {
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "2.5",
+        "default": "20",
+    }
+    assert option["description"].startswith("Requests per second one Airflow process")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +30,19 @@ CREDENTIAL_ENV_VARS = (
     "TKE_WEB_IDENTITY_TOKEN_FILE",
     "TKE_ROLE_ARN",
 )
+
+
+def wait_for_requests(emulator: Any, count: int, within: float = 10.0) -> list[dict[str, Any]]:
+    """
+    Return the emulator's request log once it holds ``count`` requests.
+
+    A request the client gave up on (a read timeout) is logged when the emulator finishes it,
+    after its latency; waiting for it keeps it out of the next test's log.
+    """
+    deadline = time.monotonic() + within
+    while len(requests := emulator.requests()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return requests
 
 
 def closed_loopback_port() -> int:
@@ -225,6 +241,140 @@ def loopback_server() -> Iterator[Callable[[str], LoopbackServer]]:
 
     def start(behaviour: str) -> LoopbackServer:
         server = LoopbackServer(behaviour)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def loopback_tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A CA and a certificate it signed for ``127.0.0.1``: ``(ca.pem, cert.pem, key.pem)``."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject: str, key: Any, issuer: str, signer: Any, *, ca: bool) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+        else:
+            loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(loopback, critical=False).add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_cert = certificate("MPS test CA", ca_key, "MPS test CA", ca_key, ca=True)
+    cert = certificate("127.0.0.1", key, "MPS test CA", ca_key, ca=False)
+    root = tmp_path_factory.mktemp("tls")
+    paths = root / "ca.pem", root / "cert.pem", root / "key.pem"
+    paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return paths
+
+
+class TlsFaultServer:
+    """
+    An HTTPS server on loopback whose TLS fails in one fixed way, for network-fault tests.
+
+    :param behaviour: ``"handshake"`` answers the client's TLS hello with bytes that are not TLS,
+        so the handshake fails before any request is sent; ``"after_request"`` completes the
+        handshake, reads the request (kept in :attr:`received`), then sends a TLS record that does
+        not decrypt, so the client's TLS layer fails while reading the answer.
+    :param certificate: ``(ca.pem, cert.pem, key.pem)`` from :func:`loopback_tls_certificate`.
+    """
+
+    def __init__(self, behaviour: str, certificate: tuple[Path, Path, Path]) -> None:
+        self.behaviour = behaviour
+        self.received: list[bytes] = []
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(certificate[1], certificate[2])
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                if self.behaviour == "handshake":
+                    conn.recv(65536)  # the client's hello
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    with self._context.wrap_socket(conn, server_side=True) as tls:
+                        self.received.append(tls.recv(65536))
+                        # An application-data record of 32 bytes that no key decrypts (bad MAC).
+                        os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + os.urandom(32))
+                        time.sleep(0.2)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self._sock.close()
+
+
+@pytest.fixture
+def tls_fault_server(
+    loopback_tls_certificate: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], TlsFaultServer]]:
+    """
+    Start :class:`TlsFaultServer` instances whose certificate both SDK clients trust.
+
+    Both clients verify against ``certifi.where()`` (the sync client's ``requests``, the async
+    client's ``httpx`` unless ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name others); for the test all
+    of them name the loopback CA.
+    """
+    import certifi
+
+    ca = str(loopback_tls_certificate[0])
+    monkeypatch.setattr(certifi, "where", lambda: ca)
+    monkeypatch.setenv("SSL_CERT_FILE", ca)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    servers: list[TlsFaultServer] = []
+
+    def start(behaviour: str) -> TlsFaultServer:
+        server = TlsFaultServer(behaviour, loopback_tls_certificate)
         servers.append(server)
         return server
 

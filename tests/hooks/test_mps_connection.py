@@ -154,6 +154,32 @@ def test_invalid_extra_is_refused_naming_the_field_and_the_rule(set_connection, 
     assert str(raised.value) == message
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "shown"),
+    [
+        ("https://user:s3cret-pass@mps.tencentcloudapi.com", "https://***@mps.tencentcloudapi.com"),
+        ("https://user:s3cret-pass@mps.tencentcloudapi.com/v3", "https://***@mps.tencentcloudapi.com/v3"),
+        ("http://user:s3cret-pass@127.0.0.1:99999", "http://***@127.0.0.1:99999"),
+        ("https://s3cret-pass@mps.tencentcloudapi.com", "https://***@mps.tencentcloudapi.com"),
+    ],
+)
+def test_an_endpoint_with_credentials_is_refused_without_showing_them(set_connection, endpoint, shown):
+    # Finding 8 of issue 11: the whole URL, password included, used to be echoed in the error.
+    hook = MpsHook(set_connection("mps_bad", **KEYS, extra={"endpoint": endpoint}))
+
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        hook.get_conn()
+    ok, message = hook.test_connection()
+
+    assert str(raised.value) == (
+        f"Invalid extra 'endpoint' of connection 'mps_bad' {shown!r}: must be a full http:// or https:// "
+        "URL with a host and no path, query or credentials, such as https://mps.tencentcloudapi.com or "
+        "http://127.0.0.1:9100 for the local emulator."
+    )
+    assert (ok, message) == (False, f"Connection to MPS at the configured endpoint failed: {raised.value}")
+    assert "s3cret-pass" not in repr(raised.value) + repr(raised.value.value) + message
+
+
 def test_invalid_region_argument_is_refused(set_connection):
     hook = MpsHook(set_connection("mps_ok", **KEYS), region="ap guangzhou")
 

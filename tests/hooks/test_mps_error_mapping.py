@@ -16,6 +16,7 @@ import pytest
 
 from airflow_provider_mps.exceptions import MpsApiError, MpsNetworkError, MpsTransientError
 from airflow_provider_mps.hooks.mps import MpsHook
+from tests.hooks.conftest import wait_for_requests
 
 TASK_ID = "1-AigcImage-00000000000000000000000000000001"
 CLIENTS = ["sync", "async"]
@@ -148,12 +149,52 @@ def test_answer_that_is_not_http_counts_as_a_lost_connection(client, emulator_co
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+def test_failed_tls_handshake_never_reached_the_service(client, emulator_connection, tls_fault_server):
+    server = tls_fault_server("handshake")
+    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=0)
+
+    error = failure(hook, client)
+
+    assert summary(error) == (
+        MpsNetworkError,
+        "ClientNetworkError.ConnectFailed",
+        "DescribeAigcImageTask",
+        True,
+        False,
+    )
+    assert server.received == []
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_tls_error_while_reading_the_answer_may_have_reached_the_service(
+    client, emulator_connection, tls_fault_server
+):
+    # Finding 5 of issue 11: requests raises SSLError here too, after the request went out.
+    server = tls_fault_server("after_request")
+    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=0)
+
+    error = failure(hook, client)
+
+    assert summary(error) == (
+        MpsNetworkError,
+        "ClientNetworkError.ConnectionLost",
+        "DescribeAigcImageTask",
+        True,
+        True,
+    )
+    # The whole request reached the server before its answer failed to decrypt.
+    assert [b"X-TC-Action: DescribeAigcImageTask" in request for request in server.received] == [True]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 def test_read_timeout_may_have_reached_the_service(client, mps_emulator, emulator_connection):
     mps_emulator.configure(latency_seconds=2.0)
     hook = MpsHook(emulator_connection(extra={"request_timeout": 0.3}), retry_limit=0)
 
     error = failure(hook, client)
 
+    # The emulator finishes (and logs) the request after its latency, within this test.
+    assert len(wait_for_requests(mps_emulator, 1)) == 1
     assert summary(error) == (
         MpsNetworkError,
         "ClientNetworkError.Timeout",

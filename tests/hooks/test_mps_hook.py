@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 
 import pytest
 
@@ -20,6 +21,7 @@ from airflow_provider_mps.hooks.mps import (
     MpsAigcImageTaskStatus,
     MpsHook,
 )
+from tests.hooks.conftest import wait_for_requests
 
 TASK_ID = re.compile(r"^\d+-AigcImage-[0-9a-f]{32}$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -261,6 +263,45 @@ def test_wait_raises_timeout_naming_the_task_and_its_last_status(mps_conn):
     assert str(raised.value) == (
         f"MPS task {task_id} did not finish within the timeout of 0.2 seconds; its last status was WAIT."
     )
+
+
+def test_wait_ends_by_its_timeout_when_each_describe_would_take_longer(mps_emulator, emulator_connection):
+    # Finding 9 of issue 11: each describe took up to request_timeout, and was retried, so the wait
+    # could overrun its timeout by (retry_limit + 1) x request_timeout.
+    hook = MpsHook(emulator_connection(extra={"request_timeout": 2}), retry_limit=2, retry_delay=0.01)
+    task_id = hook.create_aigc_image_task(prompt="p")
+    mps_emulator.configure(latency_seconds={"DescribeAigcImageTask": 3.0})
+
+    started = time.monotonic()
+    with pytest.raises(MpsTaskTimeoutError) as raised:
+        hook.wait_for_aigc_image_task(task_id, poll_interval=0.1, timeout=1.5)
+    elapsed = time.monotonic() - started
+
+    # One describe, given the 1.5 s left instead of the 2 s request_timeout; no retry after it.
+    assert 1.5 <= elapsed < 2.0
+    assert str(raised.value).startswith(
+        f"MPS task {task_id} did not finish within the timeout of 1.5 seconds; its last status was "
+        "unknown, and the last describe failed: DescribeAigcImageTask failed with "
+        "ClientNetworkError.Timeout: The request timed out after it was sent: "
+    )
+    assert [r["Action"] for r in wait_for_requests(mps_emulator, 2)] == [
+        "CreateAigcImageTask",
+        "DescribeAigcImageTask",
+    ]
+
+
+def test_wait_gets_a_describe_in_when_its_deadline_is_nearly_past(mps_conn):
+    mps_conn.configure(wait_seconds=600)
+    hook = MpsHook()
+    task_id = hook.create_aigc_image_task(prompt="p")
+
+    with pytest.raises(MpsTaskTimeoutError) as raised:
+        hook.wait_for_aigc_image_task(task_id, poll_interval=0.05, timeout=0)
+
+    assert str(raised.value) == (
+        f"MPS task {task_id} did not finish within the timeout of 0 seconds; its last status was WAIT."
+    )
+    assert [r["Action"] for r in mps_conn.requests()] == ["CreateAigcImageTask", "DescribeAigcImageTask"]
 
 
 def test_wait_refuses_a_poll_interval_that_is_not_positive(mps_conn):

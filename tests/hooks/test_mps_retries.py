@@ -160,6 +160,44 @@ def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_crea
     assert len(prompt[:57] + "...") == 60
 
 
+def test_create_is_not_retried_after_a_tls_error_while_reading_the_answer(
+    emulator_connection, tls_fault_server, hook_logs
+):
+    # Finding 5 of issue 11: the create reached the service, so resending it could pay twice.
+    server = tls_fault_server("after_request")
+    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=3, retry_delay=0.01)
+
+    with pytest.raises(MpsNetworkError) as raised:
+        hook.create_aigc_image_task(prompt="p")
+
+    assert (raised.value.code, raised.value.request_may_have_reached_service) == (
+        "ClientNetworkError.ConnectionLost",
+        True,
+    )
+    assert len(server.received) == 1
+    [warning] = [log for log in hook_logs if log["log_level"] == "warning"]
+    assert "may have created a task whose TaskId is lost" in warning["event"]
+
+
+def test_create_is_retried_after_a_failed_tls_handshake(emulator_connection, tls_fault_server, hook_logs):
+    server = tls_fault_server("handshake")
+    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=2, retry_delay=0.01)
+
+    with pytest.raises(MpsNetworkError) as raised:
+        hook.create_aigc_image_task(prompt="p")
+
+    assert (raised.value.code, raised.value.request_may_have_reached_service) == (
+        "ClientNetworkError.ConnectFailed",
+        False,
+    )
+    retries = [log["event"] for log in hook_logs if log["log_level"] == "warning"]
+    assert [event.split(";")[-1] for event in retries] == [
+        " retry 1 of 2 in 0.0 s.",
+        " retry 2 of 2 in 0.0 s.",
+    ]
+    assert server.received == []
+
+
 def test_create_is_not_retried_after_an_html_5xx_answer(mps_conn):
     mps_conn.configure(html_5xx_rate={"CreateAigcImageTask": 1.0})
 

@@ -107,6 +107,50 @@ def test_connection_token_is_registered_with_airflows_secrets_masker(token_emula
     assert airflow_redact(f"t {token} t") == "t *** t"
 
 
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_roles_refreshed_keys_are_registered_with_the_masker_when_they_change(
+    token_emulator, set_connection, cvm_metadata_service, path
+):
+    # Finding 8 of issue 11: only the keys of the first refresh were registered.  Keys that expire
+    # within five minutes are refreshed before every request.
+    from airflow.providers.common.compat.sdk import redact as airflow_redact
+
+    cvm_metadata_service.hand_out(SECRET_ID, SECRET_KEY, TOKEN, expires_in=60)
+    hook = MpsHook(
+        set_connection("mps_role_mask", extra={"endpoint": token_emulator.endpoint}), retry_limit=0
+    )
+    new_key, new_token = (
+        f"{name}-{path}-{secrets.token_hex(8)}" for name in ("refreshed-key", "refreshed-token")
+    )
+
+    def describe() -> None:
+        if path == "sync":
+            hook.describe_aigc_image_task("1-AigcImage-unknown")
+            return
+
+        async def run() -> None:
+            try:
+                await hook.adescribe_aigc_image_task("1-AigcImage-unknown")
+            finally:
+                await hook.aclose()
+
+        asyncio.run(run())
+
+    with pytest.raises(MpsApiError) as before:
+        describe()
+    cvm_metadata_service.hand_out(SECRET_ID, new_key, new_token, expires_in=60)
+    with pytest.raises(MpsApiError) as after:
+        describe()
+
+    # The first describe was signed with the first keys; the second with the refreshed ones (which
+    # this emulator does not know), so the role was asked again before it.
+    assert (before.value.code, after.value.code) == (
+        "ResourceNotFound.TaskNotFound",
+        "AuthFailure.SignatureFailure",
+    )
+    assert airflow_redact(f"{new_key} {new_token}") == "*** ***"
+
+
 def test_redact_masks_credential_headers_and_query_parameters():
     dump = (
         "Header: Authorization: TC3-HMAC-SHA256 Credential=AKID/2026-01-01/mps/tc3_request, Signature=ab\n"
