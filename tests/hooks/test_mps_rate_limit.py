@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_mps.hooks.mps import MpsHook
-from airflow_provider_mps.utils.rate_limit import clear_rate_limiters, process_rate_limiter
+from airflow_provider_mps.utils.rate_limit import ACTION_HEADROOM, HEADROOM, clear_rate_limiters
 
 SHARE = 4
 CREATE, DESCRIBE = "CreateAigcImageTask", "DescribeAigcImageTask"
@@ -91,13 +91,15 @@ def test_every_request_path_of_the_process_waits_at_its_quota_share(mps_conn):
     requests = mps_conn.requests()
     assert [r["ErrorCode"] for r in requests] == [None] * 10
     assert sorted(r["Action"] for r in requests) == [CREATE] * 4 + [DESCRIBE] * 6
-    create_interval = process_rate_limiter(MpsHook().rate_limit_key, CREATE).interval
-    describe_interval = process_rate_limiter(MpsHook().rate_limit_key, DESCRIBE).interval
+    create_interval = 1 / (SHARE * (1 - ACTION_HEADROOM[CREATE]))
+    describe_interval = 1 / (SHARE * (1 - HEADROOM))
     assert [gap for gap in gaps(requests, CREATE) if gap < create_interval - SLACK] == []
     assert [gap for gap in gaps(requests, DESCRIBE) if gap < describe_interval - SLACK] == []
 
 
 def test_a_hooks_own_rate_limit_spaces_only_its_own_calls(mps_conn):
+    from airflow_provider_mps.utils.rate_limit import process_rate_limiter
+
     mps_conn.configure(rate_limit=0)
     task_id = MpsHook().create_aigc_image_task(prompt="p")
     slow = MpsHook(rate_limit=2)
