@@ -123,8 +123,10 @@ class MpsAigcImageTaskTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task is terminal, the deadline passes or a hard error occurs."""
         try:
-            # The connection is read asynchronously (a sync lookup on the event loop fails on 3.0),
-            # and the (shared) SDK client is built before the first poll.
+            # The hook is built in a worker thread (the first import of its module in a triggerer
+            # takes tens of milliseconds), the connection read asynchronously (a sync lookup on the
+            # event loop fails on 3.0), and the (shared) SDK client built before the first poll.
+            await asyncio.to_thread(lambda: self.hook)
             await self.hook.aget_conn()
         except Exception as error:  # a missing or unusable connection: nothing to retry
             yield self._event(
@@ -359,7 +361,9 @@ class MpsAigcImageTasksTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll rounds until every task is final, the deadline passes or a hard error occurs."""
         try:
-            await self.hook.aget_conn()  # the connection and client first (see MpsAigcImageTaskTrigger.run)
+            # The hook, the connection and the client first (see MpsAigcImageTaskTrigger.run).
+            await asyncio.to_thread(lambda: self.hook)
+            await self.hook.aget_conn()
         except Exception as error:  # a missing or unusable connection: nothing to retry
             yield self._event("error", {}, f"Cannot poll MPS tasks with {self.mps_conn_id!r}: {error}")
             return
