@@ -15,7 +15,6 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
-from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
 from airflow_provider_mps.validation import (
     build_aigc_image_request,
     check_literal_fields,
@@ -209,6 +208,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Context) -> str:
         """Validate the request, create the task (or re-attach to this task's earlier one), wait if asked."""
+        # Imported where it runs, as the hook is: parsing a DAG file does not need it.
+        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
+
         self._request = build_aigc_image_request(self._request_fields())
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None

@@ -10,7 +10,6 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
-from airflow_provider_mps.operators._reattach import check_retry_may_resubmit, what_a_retry_does
 from airflow_provider_mps.operators.mps import _NO_DEADLINE_SECONDS
 from airflow_provider_mps.validation import check_positive_seconds as _check_seconds, check_rate_limit
 
@@ -174,6 +173,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> list[str | None]:
         """Validate every item, create the tasks (re-attaching to an earlier try's), wait if asked."""
         from airflow_provider_mps.operators._mps_batch import fingerprint, prepare_batch_requests
+        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
 
         self._requests = prepare_batch_requests(self.requests, self.shared_fields)
         self._fingerprints = [fingerprint(request) for request in self._requests]
@@ -390,6 +390,8 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         returned = self._push(context, run, run.image_urls)
         failures, count = run.failures, len(run.task_ids)
         if run.stopped is not None:
+            from airflow_provider_mps.operators._reattach import what_a_retry_does
+
             retry = what_a_retry_does(durable=self.durable, resubmit_on_retry=self.resubmit_on_retry)
             raise MpsError(
                 f"Not all items were sent: {run.stopped} {len(failures)} of {count} items failed; every "

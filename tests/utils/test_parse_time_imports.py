@@ -44,6 +44,7 @@ def test_a_dag_file_of_create_operators_loads_only_what_parsing_needs():
         "airflow_provider_mps.triggers.mps",
         "airflow_provider_mps.operators.mps_batch",
         "airflow_provider_mps.operators._mps_batch_submit",
+        "airflow_provider_mps.operators._reattach",
         "tencentcloud",
     ):
         assert deferred not in loaded, deferred
