@@ -12,6 +12,7 @@ Each fault lasts for the first try only: the task's retry callback turns it off.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,8 @@ ORPHAN_WARNING = re.compile(
     rf"warning: {CREATE} for model GEM may have created a task whose TaskId is lost: the request may "
     rf"have reached the service before it failed \({CREATE} failed with (?P<code>[\w.]+): .+\)\. It is "
     r"not retried, to avoid a duplicate task; check the MPS console for an orphaned AIGC image task "
-    r"created around \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC before running again\."
+    r"created around \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC with the prompt (?P<prompt>'[^']*') before "
+    r"running again\."
 )
 
 
@@ -149,7 +151,12 @@ def test_failed_create_is_reported_never_retried_blindly_and_recreated_by_the_ne
     assert (try_number, error_type) == (1, fault.error_type)
     assert re.fullmatch(fault.error, message), message
     [warning] = run.orphan_warnings
-    assert ORPHAN_WARNING.fullmatch(warning), warning
+    orphan = ORPHAN_WARNING.fullmatch(warning)
+    assert orphan, warning
+    # The prompt's start, quoted, so the orphan can be found in the console.
+    quoted = ast.literal_eval(orphan["prompt"])
+    prompt = f"{dag_id}: {fault.actor}"
+    assert quoted == prompt or (quoted.endswith("...") and prompt.startswith(quoted[:-3])), warning
 
     # The service made a second task only when it had accepted the first request.
     requests = [task["Request"] for task in run.tasks]
