@@ -173,4 +173,6 @@ def test_the_sensor_and_the_transfer_used_the_task_id_and_saved_its_images(dag_r
     # The transfer names each file after the run and the TaskId it pulled from the create's XCom.
     assert [(path.parent.name, path.name) for path in saved] == [(task["TaskId"], "0.png")], evidence(dag_run)
     assert saved[0].read_bytes() == emulator.get(f"/images/{task['TaskId']}/0.png")
-    assert calls(emulator, "DescribeAigcImageTask"), "the sensor and the transfer never described the task"
+    # At least one describe each by the trigger (which saw DONE), the sensor and the transfer; none failed.
+    describes = [call["ErrorCode"] for call in calls(emulator, "DescribeAigcImageTask")]
+    assert (len(describes) >= 3, set(describes)) == (True, {None}), describes
