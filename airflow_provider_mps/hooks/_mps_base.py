@@ -14,6 +14,8 @@ import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
 
+# Imported with the hook (in a worker thread, for the triggers), not on the event loop at first use.
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_mps import DEFAULT_CONN_ID
@@ -166,11 +168,6 @@ class MpsBaseHook(BaseHook):
         before.
         """
         if self._settings is None:
-            from airflow.providers.common.compat.connection import (
-                get_async_connection,
-                get_async_extra_dejson,
-            )
-
             conn = await get_async_connection(self.mps_conn_id, self)
             extras = await get_async_extra_dejson(conn)
             settings = self._settings_from(conn, extras)
