@@ -20,8 +20,15 @@ belongs become text, ``"true"``/``"false"`` become booleans, digit strings becom
 structured fields may be JSON strings (``{{ params.urls | tojson }}``) or native objects
 (``render_template_as_native_obj=True``).  Anything else of the wrong type is refused by name.
 
-Known model limits come from :mod:`airflow_provider_mps.capabilities`; an unknown model or
-version is sent as is, with a warning.
+Known model limits come from :mod:`airflow_provider_mps.capabilities`.  Two kinds of rule:
+
+* **Hard rules** from the API reference are always errors before sending: the prompt's length,
+  URL schemes, reference image formats and counts for a known model version, the shapes of the
+  JSON fields, and the COS field pairs.
+* **Enumerations** copied from today's documentation (model names and versions, aspect ratios,
+  resolutions, output formats, scene types) change without notice.  A value outside them is sent
+  with a WARNING and the service decides, unless the caller asks for ``strict`` checks, which
+  refuse it like a hard rule.
 """
 
 from __future__ import annotations
@@ -86,6 +93,25 @@ def _invalid(field: str, rule: str, value: object) -> MpsInvalidParameterError:
     from airflow_provider_mps.exceptions import MpsInvalidParameterError
 
     return MpsInvalidParameterError(field, rule + ".", value)
+
+
+def _unlisted(field: str, rule: str, value: object, *, strict: bool, quiet: bool) -> None:
+    """
+    Handle a value outside an enumeration the documentation lists today.
+
+    Strict checks refuse it like a hard rule; otherwise it is sent unchanged with a WARNING (none
+    when ``quiet``, at DAG parse time: the run warns) and the service decides.
+    """
+    if strict:
+        raise _invalid(field, rule, value)
+    if not quiet:
+        log.warning(
+            "%s %r is not among the values documented today (%s); sending it unchanged and letting the "
+            "service decide. Pass strict_validation=True to refuse such values before sending.",
+            field,
+            value,
+            rule,
+        )
 
 
 def _keys(mapping: Mapping[str, str]) -> str:
@@ -253,7 +279,9 @@ def _logo_add(field: str, value: object) -> int:
     raise _invalid(field, "must be 0 (no watermark) or 1 (add the watermark)", value)
 
 
-def _extra_parameters(field: str, value: object, model: ModelCapabilities | None) -> dict[str, Any] | None:
+def _extra_parameters(
+    field: str, value: object, model: ModelCapabilities | None, *, strict: bool, quiet: bool
+) -> dict[str, Any] | None:
     if value is None:
         return None
     raw = _structure(field, value, dict, "a dict of AspectRatio, Resolution, LogoAdd, OutputFormat")
@@ -262,9 +290,10 @@ def _extra_parameters(field: str, value: object, model: ModelCapabilities | None
         where = f"{field}.AspectRatio"
         ratio = _text(where, extra["AspectRatio"])
         if model is not None and model.aspect_ratios is not None and ratio not in model.aspect_ratios:
-            raise _invalid(where, f"must be one of {', '.join(model.aspect_ratios)} for {model.name}", ratio)
-        if not re.fullmatch(_ASPECT_RATIO, ratio or ""):
-            raise _invalid(where, "must be a width:height ratio such as 16:9", ratio)
+            rule = f"must be one of {', '.join(model.aspect_ratios)} for {model.name}"
+            _unlisted(where, rule, ratio, strict=strict, quiet=quiet)
+        elif not re.fullmatch(_ASPECT_RATIO, ratio or ""):
+            _unlisted(where, "must be a width:height ratio such as 16:9", ratio, strict=strict, quiet=quiet)
         extra["AspectRatio"] = ratio
     if "Resolution" in extra:
         where = f"{field}.Resolution"
@@ -272,7 +301,8 @@ def _extra_parameters(field: str, value: object, model: ModelCapabilities | None
         resolutions = model.resolutions if model is not None else ALL_RESOLUTIONS
         if resolution not in resolutions:
             suffix = f" for {model.name}" if model is not None else ""
-            raise _invalid(where, f"must be one of {', '.join(resolutions)}{suffix}", resolution)
+            rule = f"must be one of {', '.join(resolutions)}{suffix}"
+            _unlisted(where, rule, resolution, strict=strict, quiet=quiet)
         extra["Resolution"] = resolution
     if "LogoAdd" in extra:
         extra["LogoAdd"] = _logo_add(f"{field}.LogoAdd", extra["LogoAdd"])
@@ -280,7 +310,8 @@ def _extra_parameters(field: str, value: object, model: ModelCapabilities | None
         where = f"{field}.OutputFormat"
         output_format = _text(where, extra["OutputFormat"])
         if output_format not in OUTPUT_FORMATS:
-            raise _invalid(where, f"must be one of {', '.join(OUTPUT_FORMATS)}", output_format)
+            rule = f"must be one of {', '.join(OUTPUT_FORMATS)}"
+            _unlisted(where, rule, output_format, strict=strict, quiet=quiet)
         extra["OutputFormat"] = output_format
     return extra or None
 
@@ -360,7 +391,7 @@ def _canonical(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
     return canonical
 
 
-def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool) -> dict[str, Any]:
+def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict: bool) -> dict[str, Any]:
     values = _canonical(fields, where)
     final = {name: value for name, value in values.items() if not literal_only or is_literal(value)}
 
@@ -387,12 +418,12 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool) -> dict
     model_name, version = request.get("model_name"), request.get("model_version")
     model = get_model_capabilities(model_name) if known("model_name") else None
     version_known = known("model_version")
-    if not literal_only:
-        _warn_unknown_model(model_name, version, model)
+    if known("model_name"):
+        _check_model(where, model_name, version if version_known else None, model, strict, literal_only)
 
     if "extra_parameters" in final:
         request["extra_parameters"] = _extra_parameters(
-            where + "extra_parameters", final["extra_parameters"], model
+            where + "extra_parameters", final["extra_parameters"], model, strict=strict, quiet=literal_only
         )
     if "additional_parameters" in final:
         request["additional_parameters"] = _additional_parameters(
@@ -422,62 +453,70 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool) -> dict
                 f"got {len(images)}",
                 [info["ImageUrl"] for info in images],
             )
-    if not literal_only and request.get("scene_type") is not None:
-        _warn_unknown_scene_type(request["scene_type"], model_name, model)
+    scene_type = request.get("scene_type")
+    if scene_type is not None and model is not None and scene_type not in model.scene_types:
+        documented = ", ".join(model.scene_types) or "none"
+        rule = f"must be a scene type documented for {model.name} ({documented})"
+        _unlisted(where + "scene_type", rule, scene_type, strict=strict, quiet=literal_only)
     return {name: value for name, value in request.items() if value is not None}
 
 
-def _warn_unknown_model(name: str | None, version: str | None, model: ModelCapabilities | None) -> None:
+def _check_model(
+    where: str,
+    name: str | None,
+    version: str | None,
+    model: ModelCapabilities | None,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """Model names and versions are enumerations: an unknown one is sent with a warning (unless strict)."""
     if name is not None and model is None:
-        log.warning(
-            "Model %r is not in this provider's capabilities table (known: %s); sending it unchanged.",
-            name,
-            ", ".join(KNOWN_MODEL_NAMES),
-        )
+        rule = f"must be a model this provider knows ({', '.join(KNOWN_MODEL_NAMES)})"
+        _unlisted(where + "model_name", rule, name, strict=strict, quiet=quiet)
     elif model is not None and version is not None and version not in model.versions:
-        log.warning(
-            "Version %r of model %s is not in this provider's capabilities table (known: %s); "
-            "sending it unchanged without a reference-image limit.",
-            version,
-            model.name,
-            ", ".join(model.versions),
+        rule = (
+            f"must be a version of {model.name} this provider knows ({', '.join(model.versions)}); "
+            "no reference-image limit is checked for it"
         )
+        _unlisted(where + "model_version", rule, version, strict=strict, quiet=quiet)
 
 
-def _warn_unknown_scene_type(scene_type: str, name: str | None, model: ModelCapabilities | None) -> None:
-    if model is not None and scene_type not in model.scene_types:
-        log.warning(
-            "Scene type %r is not documented for model %s; sending it unchanged.", scene_type, model.name
-        )
-
-
-def build_aigc_image_request(fields: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+def build_aigc_image_request(
+    fields: Mapping[str, Any], *, where: str = "", strict: bool = False
+) -> dict[str, Any]:
     """
     Validate rendered request fields and return the hook's keyword arguments.
 
     :param fields: field values keyed by the hook's snake_case names (``prompt``,
         ``image_infos``, ...) or the service's names (``Prompt``, ``ImageInfos``, ...).
     :param where: prefix for field names in error messages, e.g. ``"requests[3]."``.
+    :param strict: refuse values outside today's documented enumerations (model names and
+        versions, aspect ratios, resolutions, output formats, scene types) instead of sending
+        them with a WARNING.
     :return: keyword arguments for ``MpsHook.submit_aigc_image_task``: snake_case keys, values
         normalised (``image_infos`` as ``[{"ImageUrl": ...}]``, nested keys in the service's
         spelling, ``additional_parameters`` as a dict), ``None`` and blank values left out.
     :raises MpsInvalidParameterError: naming the first field that breaks a rule.
     """
-    return _check(fields, where=where, literal_only=False)
+    return _check(fields, where=where, literal_only=False, strict=strict)
 
 
-def validate_literal_aigc_image_fields(fields: Mapping[str, Any], *, where: str = "") -> None:
+def validate_literal_aigc_image_fields(
+    fields: Mapping[str, Any], *, where: str = "", strict: bool = False
+) -> None:
     """
     Run :func:`build_aigc_image_request`'s checks on the values that are final at parse time.
 
     Fields holding Jinja or an ``XComArg`` are skipped, and so are the cross-field rules that
-    depend on them; nothing is logged (warnings about unknown models wait for the run).
+    depend on them; nothing is logged (warnings about undocumented values wait for the run).
 
     :param fields: operator arguments as written in the DAG file.
     :param where: prefix for field names in error messages.
+    :param strict: refuse values outside today's documented enumerations (see
+        :func:`build_aigc_image_request`).
     :raises MpsInvalidParameterError: naming the first literal field that breaks a rule.
     """
-    _check(fields, where=where, literal_only=True)
+    _check(fields, where=where, literal_only=True, strict=strict)
 
 
 def check_positive_seconds(field: str, value: object) -> None:
@@ -541,15 +580,16 @@ def _literal_key(value: Any) -> Hashable:
     return _RUN_TIME
 
 
-def check_literal_fields(fields: Mapping[str, Any], *, where: str = "") -> None:
+def check_literal_fields(fields: Mapping[str, Any], *, where: str = "", strict: bool = False) -> None:
     """
     Validate the literal values of ``fields`` as at DAG parse time, once per distinct configuration.
 
     :param fields: request fields as written in the DAG file; ``None`` means "not given".
     :param where: prefix for field names in error messages.
+    :param strict: refuse values outside today's documented enumerations.
     :raises MpsInvalidParameterError: naming the first literal field that breaks a rule.
     """
-    parts: list[Hashable] = [where]
+    parts: list[Hashable] = [where, strict]
     for name, value in fields.items():
         if value is not None:
             parts.append(name)
@@ -561,7 +601,7 @@ def check_literal_fields(fields: Mapping[str, Any], *, where: str = "") -> None:
     except TypeError:  # an unhashable literal (a set or similar): checked every time
         key = None
     given = {name: value for name, value in fields.items() if value is not None}
-    validate_literal_aigc_image_fields(given, where=where)
+    validate_literal_aigc_image_fields(given, where=where, strict=strict)
     if key is None:
         return
     if len(_passed_literal_keys) >= _MAX_REMEMBERED:

@@ -161,40 +161,9 @@ INVALID_REQUESTS = [
         "OutputFormat, got list.",
     ),
     (
-        "aspect-ratio-not-a-ratio",
-        {"prompt": "a cat", "extra_parameters": {"AspectRatio": "wide"}},
-        "Invalid extra_parameters.AspectRatio 'wide': must be a width:height ratio such as 16:9.",
-    ),
-    (
-        "aspect-ratio-not-listed-for-kling",
-        {"prompt": "a cat", "model_name": "Kling", "extra_parameters": {"aspect_ratio": "5:4"}},
-        "Invalid extra_parameters.AspectRatio '5:4': must be one of 16:9, 9:16, 1:1, 4:3, 3:4, 3:2, "
-        "2:3, 21:9 for Kling.",
-    ),
-    (
-        "resolution-unknown",
-        {"prompt": "a cat", "model_name": "GEM", "extra_parameters": {"Resolution": "8K"}},
-        "Invalid extra_parameters.Resolution '8K': must be one of 720P, 1080P, 2K, 4K for GEM.",
-    ),
-    (
-        "resolution-lowercase",
-        {"prompt": "a cat", "extra_parameters": {"Resolution": "2k"}},
-        "Invalid extra_parameters.Resolution '2k': must be one of 720P, 1080P, 2K, 4K, 1K.",
-    ),
-    (
-        "resolution-1080p-on-wand-vega-image",
-        {"prompt": "a cat", "model_name": "wand-vega-image", "extra_parameters": {"Resolution": "1080P"}},
-        "Invalid extra_parameters.Resolution '1080P': must be one of 1K, 2K, 4K for wand-vega-image.",
-    ),
-    (
         "logo-add-two",
         {"prompt": "a cat", "extra_parameters": {"LogoAdd": 2}},
         "Invalid extra_parameters.LogoAdd 2: must be 0 (no watermark) or 1 (add the watermark).",
-    ),
-    (
-        "output-format-jpg",
-        {"prompt": "a cat", "extra_parameters": {"OutputFormat": "jpg"}},
-        "Invalid extra_parameters.OutputFormat 'jpg': must be one of jpeg, png.",
     ),
     (
         "additional-parameters-not-json",
@@ -285,6 +254,43 @@ INVALID_REQUESTS = [
         "Invalid seed 7: is not a CreateAigcImageTask field; the fields are model_name, model_version, "
         "scene_type, prompt, negative_prompt, enhance_prompt, image_infos, output_image_count, "
         "extra_parameters, additional_parameters, store_cos_param, operator.",
+    ),
+]
+
+
+# Enumerations copied from today's documentation: (case id, request fields, field, the rule and
+# value as strict checks refuse them).  Without strict checks each is sent with a WARNING.
+UNDOCUMENTED_VALUES = [
+    (
+        "aspect-ratio-not-a-ratio",
+        {"prompt": "a cat", "extra_parameters": {"AspectRatio": "wide"}},
+        "Invalid extra_parameters.AspectRatio 'wide': must be a width:height ratio such as 16:9.",
+    ),
+    (
+        "aspect-ratio-not-listed-for-kling",
+        {"prompt": "a cat", "model_name": "Kling", "extra_parameters": {"aspect_ratio": "5:4"}},
+        "Invalid extra_parameters.AspectRatio '5:4': must be one of 16:9, 9:16, 1:1, 4:3, 3:4, 3:2, "
+        "2:3, 21:9 for Kling.",
+    ),
+    (
+        "resolution-unknown",
+        {"prompt": "a cat", "model_name": "GEM", "extra_parameters": {"Resolution": "8K"}},
+        "Invalid extra_parameters.Resolution '8K': must be one of 720P, 1080P, 2K, 4K for GEM.",
+    ),
+    (
+        "resolution-lowercase",
+        {"prompt": "a cat", "extra_parameters": {"Resolution": "2k"}},
+        "Invalid extra_parameters.Resolution '2k': must be one of 720P, 1080P, 2K, 4K, 1K.",
+    ),
+    (
+        "resolution-1080p-on-wand-vega-image",
+        {"prompt": "a cat", "model_name": "wand-vega-image", "extra_parameters": {"Resolution": "1080P"}},
+        "Invalid extra_parameters.Resolution '1080P': must be one of 1K, 2K, 4K for wand-vega-image.",
+    ),
+    (
+        "output-format-jpg",
+        {"prompt": "a cat", "extra_parameters": {"OutputFormat": "jpg"}},
+        "Invalid extra_parameters.OutputFormat 'jpg': must be one of jpeg, png.",
     ),
 ]
 
@@ -445,6 +451,41 @@ def test_reference_image_limit_of_each_known_model_is_accepted_up_to_the_limit(
         build_aigc_image_request({**fields, "image_infos": [URL] * (limit + 1)})
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [pytest.param(fields, message, id=case) for case, fields, message in UNDOCUMENTED_VALUES],
+)
+def test_strict_checks_refuse_a_value_outside_todays_enumerations(fields, message):
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        build_aigc_image_request(fields, strict=True)
+
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [pytest.param(fields, message, id=case) for case, fields, message in UNDOCUMENTED_VALUES],
+)
+def test_a_value_outside_todays_enumerations_is_sent_with_a_warning(fields, message, caplog):
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_mps.validation"):
+        request = build_aigc_image_request(fields)
+
+    field, value, rule = _split(message)
+    key = field.split(".")[-1]
+    assert request["extra_parameters"][key] == value
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{field} {value!r} is not among the values documented today ({rule}); sending it unchanged "
+        "and letting the service decide. Pass strict_validation=True to refuse such values before sending."
+    ]
+
+
+def _split(message: str) -> tuple[str, str, str]:
+    """``"Invalid F 'V': RULE."`` -> ``(F, V, RULE)``."""
+    head, rule = message.removeprefix("Invalid ").split(": ", 1)
+    field, quoted = head.split(" ", 1)
+    return field, quoted.strip("'"), rule.removesuffix(".")
+
+
 def test_unknown_model_passes_through_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="airflow_provider_mps.validation"):
         request = build_aigc_image_request(
@@ -454,9 +495,20 @@ def test_unknown_model_passes_through_with_a_warning(caplog):
     assert request["model_name"] == "Seedream"
     assert len(request["image_infos"]) == 12
     assert [record.getMessage() for record in caplog.records] == [
-        "Model 'Seedream' is not in this provider's capabilities table (known: Hunyuan, GEM, Jimeng, Qwen, "
-        "Vidu, Kling, wand-vega-image); sending it unchanged."
+        "model_name 'Seedream' is not among the values documented today (must be a model this provider "
+        "knows (Hunyuan, GEM, Jimeng, Qwen, Vidu, Kling, wand-vega-image)); sending it unchanged and "
+        "letting the service decide. Pass strict_validation=True to refuse such values before sending."
     ]
+
+
+def test_strict_checks_refuse_an_unknown_model():
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        build_aigc_image_request({"prompt": "a cat", "model_name": "Seedream"}, strict=True)
+
+    assert str(raised.value) == (
+        "Invalid model_name 'Seedream': must be a model this provider knows (Hunyuan, GEM, Jimeng, Qwen, "
+        "Vidu, Kling, wand-vega-image)."
+    )
 
 
 def test_unknown_version_of_a_known_model_passes_through_without_an_image_limit(caplog):
@@ -467,9 +519,31 @@ def test_unknown_version_of_a_known_model_passes_through_without_an_image_limit(
 
     assert len(request["image_infos"]) == 5
     assert [record.getMessage() for record in caplog.records] == [
-        "Version '4.0' of model GEM is not in this provider's capabilities table (known: 2.5, 3.0); "
-        "sending it unchanged without a reference-image limit."
+        "model_version '4.0' is not among the values documented today (must be a version of GEM this "
+        "provider knows (2.5, 3.0); no reference-image limit is checked for it); sending it unchanged and "
+        "letting the service decide. Pass strict_validation=True to refuse such values before sending."
     ]
+
+
+def test_strict_checks_refuse_an_unknown_version_of_a_known_model():
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        build_aigc_image_request(
+            {"prompt": "a cat", "model_name": "GEM", "model_version": "4.0"},
+            where="requests[2].",
+            strict=True,
+        )
+
+    assert str(raised.value) == (
+        "Invalid requests[2].model_version '4.0': must be a version of GEM this provider knows (2.5, 3.0); "
+        "no reference-image limit is checked for it."
+    )
+
+
+def test_hard_rules_stay_errors_for_an_unknown_version_of_a_known_model():
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        build_aigc_image_request({"prompt": "x" * 1001, "model_name": "GEM", "model_version": "4.0"})
+
+    assert raised.value.field == "prompt"
 
 
 def test_unknown_scene_type_passes_through_with_a_warning(caplog):
@@ -480,7 +554,9 @@ def test_unknown_scene_type_passes_through_with_a_warning(caplog):
 
     assert request["scene_type"] == "3d_panorama"
     assert [record.getMessage() for record in caplog.records] == [
-        "Scene type '3d_panorama' is not documented for model GEM; sending it unchanged."
+        "scene_type '3d_panorama' is not among the values documented today (must be a scene type "
+        "documented for GEM (none)); sending it unchanged and letting the service decide. Pass "
+        "strict_validation=True to refuse such values before sending."
     ]
 
 
@@ -528,12 +604,33 @@ def test_parse_time_validation_skips_templated_fields_and_the_rules_that_need_th
 def test_parse_time_validation_refuses_a_wrong_literal_next_to_templated_fields():
     with pytest.raises(MpsInvalidParameterError) as raised:
         validate_literal_aigc_image_fields(
-            {"prompt": "{{ params.prompt }}", "model_name": "GEM", "extra_parameters": {"Resolution": "1K"}}
+            {"prompt": "{{ params.prompt }}", "model_name": "GEM", "extra_parameters": {"LogoAdd": 3}}
+        )
+
+    assert str(raised.value) == (
+        "Invalid extra_parameters.LogoAdd 3: must be 0 (no watermark) or 1 (add the watermark)."
+    )
+
+
+def test_parse_time_strict_validation_refuses_an_undocumented_literal_next_to_templated_fields():
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        validate_literal_aigc_image_fields(
+            {"prompt": "{{ params.prompt }}", "model_name": "GEM", "extra_parameters": {"Resolution": "1K"}},
+            strict=True,
         )
 
     assert str(raised.value) == (
         "Invalid extra_parameters.Resolution '1K': must be one of 720P, 1080P, 2K, 4K for GEM."
     )
+
+
+def test_parse_time_validation_passes_an_undocumented_literal_silently(caplog):
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_mps.validation"):
+        validate_literal_aigc_image_fields(
+            {"prompt": "a cat", "model_name": "GEM", "extra_parameters": {"Resolution": "1K"}}
+        )
+
+    assert caplog.records == []
 
 
 def test_parse_time_validation_logs_nothing_about_unknown_models(caplog):
