@@ -297,6 +297,7 @@ BAD_INPUTS: list[BadInput] = [
             "op_resolution_the_model_lacks",
             model_name="GEM",
             extra_parameters="{{ params.resolution_8k | tojson }}",
+            strict_validation=True,
         ),
         BAD,
         invalid("extra_parameters.Resolution", "'8K'", "must be one of 720P, 1080P, 2K, 4K for GEM."),
@@ -411,7 +412,12 @@ BAD_INPUTS: list[BadInput] = [
         "op_aspect_ratio_the_model_lacks",
         "operator",
         "parse",
-        op("op_aspect_ratio_the_model_lacks", model_name="Kling", extra_parameters={"AspectRatio": "5:4"}),
+        op(
+            "op_aspect_ratio_the_model_lacks",
+            model_name="Kling",
+            extra_parameters={"AspectRatio": "5:4"},
+            strict_validation=True,
+        ),
         BAD,
         invalid(
             "extra_parameters.AspectRatio",

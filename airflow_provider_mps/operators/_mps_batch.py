@@ -112,7 +112,9 @@ def _item_fields(index: int, item: object, shared: Mapping[str, Any]) -> dict[st
     )
 
 
-def prepare_batch_requests(requests: object, shared_fields: object = None) -> list[dict[str, Any]]:
+def prepare_batch_requests(
+    requests: object, shared_fields: object = None, *, strict: bool = False
+) -> list[dict[str, Any]]:
     """
     Validate every item and return the hook keyword arguments of each, in input order.
 
@@ -121,6 +123,7 @@ def prepare_batch_requests(requests: object, shared_fields: object = None) -> li
 
     :param requests: the rendered ``requests`` of the operator.
     :param shared_fields: the rendered ``shared_fields`` of the operator.
+    :param strict: refuse values outside today's documented enumerations.
     :raises MpsInvalidParameterError: naming the first invalid item when any item is invalid (each
         invalid item is logged); nothing is sent then.
     """
@@ -131,7 +134,7 @@ def prepare_batch_requests(requests: object, shared_fields: object = None) -> li
     for index, item in enumerate(items):
         try:
             fields = _item_fields(index, item, shared)
-            prepared.append(build_aigc_image_request(fields, where=f"requests[{index}]."))
+            prepared.append(build_aigc_image_request(fields, where=f"requests[{index}].", strict=strict))
         except MpsInvalidParameterError as error:
             errors.append(error)
     if errors:
@@ -149,11 +152,13 @@ def prepare_batch_requests(requests: object, shared_fields: object = None) -> li
     return prepared
 
 
-def validate_literal_batch(requests: object, shared_fields: object) -> None:
+def validate_literal_batch(requests: object, shared_fields: object, *, strict: bool = False) -> None:
     """
     Check, at DAG parse time, the items and shared fields that are already final.
 
     A templated or ``XComArg`` value is left for run time, item by item.
+
+    :param strict: refuse values outside today's documented enumerations.
 
     :raises MpsInvalidParameterError: naming the first literal item or field that breaks a rule.
     """
@@ -164,7 +169,9 @@ def validate_literal_batch(requests: object, shared_fields: object) -> None:
     shared = _canonical_keys(shared_fields) if isinstance(shared_fields, Mapping) else {}
     for index, item in enumerate(requests):
         if isinstance(item, (str, Mapping)):
-            check_literal_fields(_item_fields(index, item, shared), where=f"requests[{index}].")
+            check_literal_fields(
+                _item_fields(index, item, shared), where=f"requests[{index}].", strict=strict
+            )
         elif is_literal(item):
             _item_fields(index, item, shared)
 

@@ -96,6 +96,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     :param resubmit_on_retry: before Airflow 3.3, let a retry create a new task although the earlier
         try may have created one already (both are billed); without it such a retry fails.  No
         effect on Airflow 3.3+, where a retry re-attaches.
+    :param strict_validation: refuse values outside the enumerations documented today (model names
+        and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
+        default such a value is sent with a WARNING and the service decides.
     """
 
     template_fields: Sequence[str] = (
@@ -149,6 +152,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         rate_limit: float = SERVICE_QUOTA_PER_SECOND,
         durable: bool | None = None,
         resubmit_on_retry: bool = False,
+        strict_validation: bool = False,
         **kwargs: Any,
     ) -> None:
         # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
@@ -176,8 +180,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         self.timeout = timeout
         self.rate_limit = rate_limit
         self.resubmit_on_retry = resubmit_on_retry
+        self.strict_validation = strict_validation
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
-        check_literal_fields(self._request_fields())
+        check_literal_fields(self._request_fields(), strict=strict_validation)
         _check_seconds("poll_interval", poll_interval)
         if timeout is not None:
             _check_seconds("timeout", timeout)
@@ -211,7 +216,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         # Imported where it runs, as the hook is: parsing a DAG file does not need it.
         from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
 
-        self._request = build_aigc_image_request(self._request_fields())
+        self._request = build_aigc_image_request(self._request_fields(), strict=self.strict_validation)
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None
         check_retry_may_resubmit(

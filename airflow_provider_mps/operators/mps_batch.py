@@ -98,6 +98,9 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     :param resubmit_on_retry: before Airflow 3.3, let a retry create every item again although the
         earlier try may have created them already (each is billed again); without it such a retry
         fails.  No effect on Airflow 3.3+, where a retry re-attaches.
+    :param strict_validation: refuse values outside the enumerations documented today (model names
+        and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
+        default such a value is sent with a WARNING and the service decides.
     """
 
     template_fields: Sequence[str] = ("requests", "shared_fields", "region")
@@ -123,6 +126,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         max_failed_items: int | None = 0,
         durable: bool | None = None,
         resubmit_on_retry: bool = False,
+        strict_validation: bool = False,
         **kwargs: Any,
     ) -> None:
         # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
@@ -132,7 +136,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         super().__init__(**kwargs)
         from airflow_provider_mps.operators._mps_batch import validate_literal_batch
 
-        validate_literal_batch(requests, shared_fields)
+        validate_literal_batch(requests, shared_fields, strict=strict_validation)
         _check_seconds("poll_interval", poll_interval)
         check_rate_limit(rate_limit)
         if timeout is not None:
@@ -158,6 +162,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         self.rate_limit = rate_limit
         self.max_failed_items = max_failed_items
         self.resubmit_on_retry = resubmit_on_retry
+        self.strict_validation = strict_validation
 
     @cached_property
     def hook(self) -> MpsHook:
@@ -175,7 +180,9 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.operators._mps_batch import fingerprint, prepare_batch_requests
         from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
 
-        self._requests = prepare_batch_requests(self.requests, self.shared_fields)
+        self._requests = prepare_batch_requests(
+            self.requests, self.shared_fields, strict=self.strict_validation
+        )
         self._fingerprints = [fingerprint(request) for request in self._requests]
         self._run: BatchRun | None = None
         check_retry_may_resubmit(

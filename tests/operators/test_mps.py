@@ -184,9 +184,25 @@ def test_hook_is_built_lazily_with_the_rendered_connection_and_region():
 
 def test_literal_invalid_value_fails_when_the_dag_is_parsed():
     with pytest.raises(MpsInvalidParameterError) as raised:
-        make_operator(prompt="a cat", extra_parameters={"OutputFormat": "gif"})
+        make_operator(prompt="a cat", extra_parameters={"LogoAdd": 2})
+
+    assert str(raised.value) == (
+        "Invalid extra_parameters.LogoAdd 2: must be 0 (no watermark) or 1 (add the watermark)."
+    )
+
+
+def test_strict_validation_refuses_an_undocumented_literal_when_the_dag_is_parsed():
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        make_operator(prompt="a cat", extra_parameters={"OutputFormat": "gif"}, strict_validation=True)
 
     assert str(raised.value) == "Invalid extra_parameters.OutputFormat 'gif': must be one of jpeg, png."
+
+
+def test_an_undocumented_literal_passes_the_parse_and_is_sent_as_written():
+    operator = make_operator(prompt="a cat", model_name="GEM", extra_parameters={"Resolution": "8K"})
+
+    assert operator.extra_parameters == {"Resolution": "8K"}
+    assert operator.strict_validation is False
 
 
 @pytest.mark.parametrize(
@@ -336,6 +352,38 @@ def test_request_the_service_refuses_fails_without_retry_with_its_code_and_reque
         "so the task fails without retrying."
     )
     assert mps_conn.tasks() == []
+
+
+def test_an_undocumented_value_is_sent_with_a_warning_and_the_service_decides(mps_conn, caplog):
+    operator = make_operator(prompt="a cat", model_name="GEM", extra_parameters={"Resolution": "8K"})
+
+    with pytest.raises(AirflowFailException) as raised:
+        operator.execute(make_context())
+
+    [create_call] = mps_conn.requests()
+    assert create_call["ErrorCode"] == "InvalidParameterValue"
+    assert str(raised.value).startswith("CreateAigcImageTask failed with InvalidParameterValue: ")
+    assert [r.getMessage() for r in caplog.records if r.name == "airflow_provider_mps.validation"] == [
+        "extra_parameters.Resolution '8K' is not among the values documented today (must be one of 720P, "
+        "1080P, 2K, 4K for GEM); sending it unchanged and letting the service decide. Pass "
+        "strict_validation=True to refuse such values before sending."
+    ]
+
+
+def test_strict_validation_refuses_an_undocumented_rendered_value_before_any_call(mps_conn):
+    operator = make_operator(
+        prompt="a cat", model_name="GEM", extra_parameters="{{ params.extra }}", strict_validation=True
+    )
+
+    operator.extra_parameters = {"Resolution": "8K"}  # as rendered from the template
+
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        operator.execute(make_context())
+
+    assert str(raised.value) == (
+        "Invalid extra_parameters.Resolution '8K': must be one of 720P, 1080P, 2K, 4K for GEM."
+    )
+    assert mps_conn.requests() == []
 
 
 # -- waiting ---------------------------------------------------------------------------------

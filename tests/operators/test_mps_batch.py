@@ -149,7 +149,11 @@ def test_hook_is_built_lazily_without_its_own_retries():
             "Invalid requests[1] 7: must be a prompt string or a dict of request fields, got int.",
         ),
         (
-            {"requests": ["a cat"], "shared_fields": {"extra_parameters": {"AspectRatio": "wide"}}},
+            {
+                "requests": ["a cat"],
+                "shared_fields": {"extra_parameters": {"AspectRatio": "wide"}},
+                "strict_validation": True,
+            },
             "Invalid requests[0].extra_parameters.AspectRatio 'wide': "
             "must be a width:height ratio such as 16:9.",
         ),
