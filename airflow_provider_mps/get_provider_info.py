@@ -32,7 +32,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.hooks.mps"]},
         ],
         "operators": [
-            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.operators.mps"]},
+            {
+                "integration-name": INTEGRATION_NAME,
+                "python-modules": [
+                    "airflow_provider_mps.operators.mps",
+                    "airflow_provider_mps.operators.mps_batch",
+                ],
+            },
         ],
         "sensors": [
             {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.sensors.mps"]},
