@@ -10,13 +10,15 @@ STAMP := $(VENV)/.installed
 MATRIX := $(PYTHON) -m tests.matrix.run --python $(PYTHON)
 MATRIX_LINES ?=
 
-.PHONY: help install lint format typecheck test test-heavy test-matrix test-oldest demo bench \
+.PHONY: help install lint format typecheck test test-heavy test-browser docs-images test-matrix test-oldest demo bench \
 	bench-parse-matrix emulator clean
 
 help:
 	@echo "make demo        run the scheduled example DAG end to end on the local emulator"
 	@echo "make test        lint, type-check and run the whole test suite (newest Airflow, .venv)"
 	@echo "make test-heavy  the long load tests (500 deferred tasks in one triggerer)"
+	@echo "make test-browser the browser tests (Chromium against a real Airflow)"
+	@echo "make docs-images regenerate docs/images/ from the browser tests"
 	@echo "make test-matrix on every Airflow line 2.11-3.3: pip check, unit suite, airflow dags test"
 	@echo "make test-oldest the same on the oldest supported Airflow only"
 	@echo "make bench       the benchmarks in bench/, results in bench/RESULTS.md"
@@ -24,6 +26,7 @@ help:
 	@echo "make emulator    run the local MPS emulator on 127.0.0.1:9100"
 
 $(STAMP): pyproject.toml
+	scripts/setup-system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -47,6 +50,16 @@ test: lint typecheck
 
 test-heavy: $(STAMP)
 	$(BIN)/python -m pytest -q -ra -m heavy
+
+# Chromium (Debian's, driven by Playwright) against a real Airflow on loopback; see tests/browser.
+test-browser: $(STAMP)
+	scripts/setup-browser.sh
+	$(BIN)/python -m pytest -q -ra -m browser tests/browser
+
+# The screenshots in docs/images, taken by the browser tests.
+docs-images: $(STAMP)
+	scripts/setup-browser.sh
+	MPS_DOCS_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q -ra -m browser tests/browser
 
 # Each line's venv is rebuilt only when pyproject.toml or the line's constraints change.
 test-matrix:
