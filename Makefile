@@ -6,9 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The Airflow version matrix (tests/matrix/run.py): one cached venv per supported Airflow line in
-# .venv-matrix/<version>. MATRIX_LINES="2.11.2 3.3.2" (or oldest / newest) picks some lines only.
+# .venv-matrix/<version>. MATRIX_LINES="2.11.2 3.3.2" (or oldest / newest) picks some lines only;
+# MATRIX_COVERED_BY=.venv (.ci/run, after make test) leaves the suite of .venv's Airflow line to it.
 MATRIX := $(PYTHON) -m tests.matrix.run --python $(PYTHON)
 MATRIX_LINES ?=
+MATRIX_COVERED_BY ?=
 
 .PHONY: help install lint format typecheck test test-heavy test-browser docs-images test-matrix test-oldest demo bench \
 	bench-parse-matrix emulator clean
@@ -29,7 +31,7 @@ $(STAMP): pyproject.toml
 	scripts/setup-system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,openlineage]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -63,7 +65,7 @@ docs-images: $(STAMP)
 
 # Each line's venv is rebuilt only when pyproject.toml or the line's constraints change.
 test-matrix:
-	$(MATRIX) $(if $(MATRIX_LINES),--lines "$(MATRIX_LINES)")
+	$(MATRIX) $(if $(MATRIX_LINES),--lines "$(MATRIX_LINES)") $(if $(MATRIX_COVERED_BY),--covered-by $(MATRIX_COVERED_BY))
 
 test-oldest:
 	$(MATRIX) --lines oldest

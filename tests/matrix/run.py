@@ -13,6 +13,9 @@ The Airflow version matrix: one virtualenv per Airflow line, each installed, che
 4. runs the **end-to-end** test, ``tests/matrix/test_user_dag_end_to_end.py``: ``airflow dags
    test`` of the user's DAG against the ``mps-emulator`` console script.
 
+With ``--covered-by .venv`` (``.ci/run``, right after ``make test``), the line of ``.venv``'s Airflow
+only installs and checks its venv: ``make test`` has just run a superset of phases 3 and 4 there.
+
 Lines run one after the other (the machine is small), and a failing line does not stop the next.
 Each phase's result and time are printed as it ends, then a summary table, which is also
 written to ``.venv-matrix/summary.md``.  The exit status is 1 when any phase of any line failed.
@@ -212,9 +215,29 @@ PHASES = ("install", "check", "unit", "e2e", "bench-parse")
 DEFAULT_PHASES = ("install", "check", "unit", "e2e")
 
 
-def run_line(version: str, phases: tuple[str, ...], python: str) -> LineResult:
-    """Run the chosen phases for one line; the first failing set-up phase skips the rest."""
+def airflow_version_of(venv: Path) -> str:
+    """The Airflow version installed in ``venv``."""
+    code = "from importlib.metadata import version; print(version('apache-airflow'))"
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def run_line(version: str, phases: tuple[str, ...], python: str, covered_by: str | None = None) -> LineResult:
+    """
+    Run the chosen phases for one line; the first failing set-up phase skips the rest.
+
+    :param covered_by: a venv of the same Airflow version whose whole suite (a superset of the
+        unit suite and the end-to-end test) has already run, e.g. ``make test``'s ``.venv`` in
+        ``.ci/run``: the line then only installs and checks its own venv.
+    """
     result = LineResult(version)
+    if covered_by is not None:
+        print(f"\n===== Airflow {version}: the unit suite and the end-to-end test ran in {covered_by}")
+        for name in ("unit suite", "end-to-end"):
+            result.phases.append(Phase(name, True, 0.0, f"run by make test in {covered_by}"))
+        phases = tuple(phase for phase in phases if phase not in ("unit", "e2e"))
     steps = {
         "install": lambda: install(version, python),
         "check": lambda: pip_check(version),
@@ -237,7 +260,9 @@ def run_line(version: str, phases: tuple[str, ...], python: str) -> LineResult:
 
 def summary(results: list[LineResult], took: float) -> str:
     """The Markdown table of every line's phases, results and times."""
-    names = list(dict.fromkeys(phase.name for result in results for phase in result.phases))
+    ran = {phase.name for result in results for phase in result.phases}
+    order = ("install", "pip check", "unit suite", "end-to-end", "bench parse")
+    names = [name for name in order if name in ran]
     lines = [
         f"| Airflow | {' | '.join(names)} | total |",
         "|---|" + "---|" * (len(names) + 1),
@@ -282,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--python", default=os.environ.get("PYTHON") or sys.executable, help="Python that creates the venvs"
     )
+    parser.add_argument(
+        "--covered-by",
+        default=None,
+        help="a venv whose whole test suite already ran (.ci/run: make test's .venv); the line of its "
+        "Airflow version then only installs and runs pip check",
+    )
     args = parser.parse_args(argv)
     aliases = {"oldest": LINES[0], "newest": LINES[-1]}
     versions = [aliases.get(line, line) for line in args.lines.replace(",", " ").split()]
@@ -293,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no Python at {args.python!r} to create the venvs with")
     MATRIX_DIR.mkdir(exist_ok=True)
     started = time.perf_counter()
-    results = [run_line(version, phases, args.python) for version in versions]
+    covered = airflow_version_of(REPO_ROOT / args.covered_by) if args.covered_by else None
+    results = [
+        run_line(version, phases, args.python, args.covered_by if version == covered else None)
+        for version in versions
+    ]
     table = summary(results, time.perf_counter() - started)
     (MATRIX_DIR / "summary.md").write_text(table + "\n")
     (MATRIX_DIR / "summary.json").write_text(
