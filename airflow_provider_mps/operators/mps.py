@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from pydantic import JsonValue
 
     from airflow_provider_mps.hooks.mps import MpsHook
@@ -99,6 +100,8 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     :param strict_validation: refuse values outside the enumerations documented today (model names
         and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
         default such a value is sent with a WARNING and the service decides.
+    :param openlineage_include_prompt: put the prompt in the OpenLineage events (the
+        ``tencentcloudMps_aigcImage`` run facet); off by default, as prompts can be confidential.
     """
 
     template_fields: Sequence[str] = (
@@ -153,6 +156,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         durable: bool | None = None,
         resubmit_on_retry: bool = False,
         strict_validation: bool = False,
+        openlineage_include_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
         # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
@@ -181,6 +185,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         self.rate_limit = rate_limit
         self.resubmit_on_retry = resubmit_on_retry
         self.strict_validation = strict_validation
+        self.openlineage_include_prompt = openlineage_include_prompt
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
         check_literal_fields(self._request_fields(), strict=strict_validation)
         _check_seconds("poll_interval", poll_interval)
@@ -350,6 +355,31 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             ),
             method_name="execute_complete",
             kwargs={"mps_task_id": mps_task_id},
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """
+        Return the task's lineage: the ``externalQuery`` and ``tencentcloudMps_aigcImage`` run facets.
+
+        :param task_instance: the finished task instance.
+        """
+        from airflow_provider_mps.utils.openlineage import image_task_lineage, pushed_xcom
+
+        # After a deferral this is a new operator: what the try found is read back from its XComs.
+        job = getattr(self, "_job", None)
+        result = getattr(self, "_result", None)
+        image_urls = None
+        if self.wait_for_completion:
+            image_urls = (
+                list(result.get("ImageUrls") or [])
+                if result
+                else pushed_xcom(task_instance, IMAGE_URLS_XCOM_KEY)
+            )
+        return image_task_lineage(
+            getattr(self, "_request", None) or self._request_fields(),
+            mps_task_id=job["TaskId"] if job else pushed_xcom(task_instance, "return_value"),
+            image_urls=image_urls,
+            include_prompt=self.openlineage_include_prompt,
         )
 
     def on_kill(self) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from pydantic import JsonValue
 
     from airflow_provider_mps.hooks.mps import MpsHook
@@ -101,6 +102,8 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     :param strict_validation: refuse values outside the enumerations documented today (model names
         and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
         default such a value is sent with a WARNING and the service decides.
+    :param openlineage_include_prompt: put each item's prompt in the OpenLineage events (the
+        ``tencentcloudMps_aigcImageBatch`` run facet); off by default, as prompts can be confidential.
     """
 
     template_fields: Sequence[str] = ("requests", "shared_fields", "region")
@@ -127,6 +130,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         durable: bool | None = None,
         resubmit_on_retry: bool = False,
         strict_validation: bool = False,
+        openlineage_include_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
         # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
@@ -163,6 +167,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         self.max_failed_items = max_failed_items
         self.resubmit_on_retry = resubmit_on_retry
         self.strict_validation = strict_validation
+        self.openlineage_include_prompt = openlineage_include_prompt
 
     @cached_property
     def hook(self) -> MpsHook:
@@ -373,6 +378,26 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             "%s of %s MPS task(s) are DONE; %s item(s) failed.", done, len(run.task_ids), len(run.failures)
         )
         return self._finish(context, run)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """
+        Return the batch's lineage: the ``tencentcloudMps_aigcImageBatch`` run facet, item by item.
+
+        :param task_instance: the finished task instance.
+        """
+        from airflow_provider_mps.operators._mps_batch import prepare_batch_requests
+        from airflow_provider_mps.utils.openlineage import batch_lineage, pushed_xcom
+
+        # After a deferral this is a new operator: the items are prepared again from the rendered fields.
+        requests = getattr(self, "_requests", None) or prepare_batch_requests(
+            self.requests, self.shared_fields, strict=self.strict_validation
+        )
+        return batch_lineage(
+            requests,
+            mps_task_ids=pushed_xcom(task_instance, "return_value") or [],
+            image_urls=pushed_xcom(task_instance, IMAGE_URLS_XCOM_KEY) if self.wait_for_completion else None,
+            include_prompt=self.openlineage_include_prompt,
+        )
 
     # -- outcome ------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     import httpx
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_mps.hooks.mps import MpsHook
 
@@ -328,6 +329,20 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
                 digest.update(chunk)
                 size += len(chunk)
         return size, digest.hexdigest()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """
+        Return the lineage of the copy: each saved image as an output dataset of its store.
+
+        :param task_instance: the finished task instance.
+        """
+        from airflow_provider_mps.utils.openlineage import pushed_xcom, saved_images_lineage
+
+        return saved_images_lineage(
+            pushed_xcom(task_instance, "return_value") or [],
+            mps_task_id=self.mps_task_id,
+            hostname=getattr(task_instance, "hostname", None),
+        )
 
     def _announce(self, context: Context, mps_task_id: str, written: list[dict[str, Any]]) -> None:
         assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
