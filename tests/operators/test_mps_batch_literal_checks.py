@@ -16,9 +16,9 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     seen: list[dict] = []
     validate = validation.validate_literal_aigc_image_fields
 
-    def recording(fields, *, where=""):
+    def recording(fields, *, where="", strict=False):
         seen.append(dict(fields))
-        validate(fields, where=where)
+        validate(fields, where=where, strict=strict)
 
     monkeypatch.setattr(validation, "_passed_literal_keys", set())
     monkeypatch.setattr(validation, "validate_literal_aigc_image_fields", recording)
