@@ -26,6 +26,9 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(EXAMPLE_DAGS)
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# The OpenLineage provider (the `openlineage` extra) emits from a forked process after every task
+# event; tests/openlineage switches it on with a file transport for the tests that assert on events.
+os.environ.setdefault("AIRFLOW__OPENLINEAGE__DISABLED", "True")
 if int(version("apache-airflow").split(".")[0]) < 3:
     # Airflow 2's unit-test mode defaults to the LocalExecutor, which refuses SQLite as soon as a
     # scheduler dependency loads it (a sensor's reschedule check); dag.test() runs tasks in-process.
