@@ -11,6 +11,7 @@ place that decides it.
 
 from __future__ import annotations
 
+import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -19,6 +20,11 @@ from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from pydantic import JsonValue
+
+#: Seconds Airflow waits beyond the trigger's own deadline before failing a deferral itself (the
+#: trigger's ``timeout`` event, with its message, comes first; this catches a trigger that never runs).
+DEFER_TIMEOUT_GRACE_SECONDS = 60.0
 
 #: Whether a retried try can find the MPS tasks an earlier try created (``task_state_store``, 3.3+).
 RETRY_CAN_REATTACH: bool = AIRFLOW_V_3_3_PLUS
@@ -103,3 +109,27 @@ def what_a_retry_does(*, durable: bool, resubmit_on_retry: bool) -> str:
         f"Apache Airflow {airflow_version} cannot re-attach on a retry; a retry fails without sending "
         "anything unless resubmit_on_retry=True."
     )
+
+
+def defer_timeout(timeout: float | None) -> datetime.timedelta | None:
+    """The ``timeout`` given to ``defer()``: the operator's ``timeout`` plus a grace period, or none."""
+    if timeout is None:
+        return None
+    return datetime.timedelta(seconds=timeout + DEFER_TIMEOUT_GRACE_SECONDS)
+
+
+def stored_job(external_id: JsonValue) -> dict[str, Any]:
+    """
+    Read a stored job: ``{"TaskId", "RequestId", "Fingerprint"}``, or a bare TaskId string.
+
+    A job stored before fingerprints were kept has ``Fingerprint`` ``None`` and is trusted as it is.
+    """
+    if isinstance(external_id, dict) and isinstance(external_id.get("TaskId"), str):
+        return {
+            "TaskId": external_id["TaskId"],
+            "RequestId": external_id.get("RequestId"),
+            "Fingerprint": external_id.get("Fingerprint"),
+        }
+    if isinstance(external_id, str):
+        return {"TaskId": external_id, "RequestId": None, "Fingerprint": None}
+    raise TypeError(f"The stored MPS job {external_id!r} holds no TaskId.")

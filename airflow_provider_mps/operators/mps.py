@@ -40,6 +40,9 @@ _REFUSED_REQUEST_CODES = ("InvalidParameter", "MissingParameter", "UnknownParame
 #: Status reported for a stored TaskId the service no longer knows (never an MPS status).
 _GONE = "NOT_FOUND"
 
+#: Status reported for a stored TaskId created for another request (never an MPS status).
+_SUPERSEDED = "OTHER_REQUEST"
+
 #: With ``timeout=None`` a deferred wait still needs a deadline: effectively none.
 _NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
 
@@ -61,13 +64,21 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     deferrable operator with ``wait_for_completion=False`` does not defer.
 
     Re-attach on retry (Airflow 3.3+): the operator is a ``ResumableJobMixin``; the TaskId and
-    RequestId are kept in the task's ``task_state_store`` as soon as the task is created, so a
-    retried try picks up a task that is still running or ``DONE`` instead of paying for a second
-    one; a ``FAIL``-ed or vanished task is created anew.  The stored TaskId is dropped when the
-    operator succeeds, so clearing a successful task generates a new image.  With ``durable=False``
-    every try creates a new task.  Before Airflow 3.3 there is no store that survives a retry: a
-    retry (``try_number`` above 1, a clear included) fails at once rather than create and pay for a
-    second task, unless ``resubmit_on_retry=True``.
+    RequestId, with a fingerprint of the rendered request, are kept in the task's
+    ``task_state_store`` as soon as the task is created, so a retried try of the same request picks
+    up a task that is still running or ``DONE`` instead of paying for a second one; a ``FAIL``-ed or
+    vanished task, or one created for a request whose rendered fields changed since, is created
+    anew.  The record is left to Airflow's ``[state_store] clear_on_success`` (``False`` by
+    default): clearing a successful task returns the same task's TaskId and images without paying
+    again; with ``clear_on_success = True`` (or ``durable=False``) it generates a new image.  Before
+    Airflow 3.3 there is no store that survives a retry: a retry (``try_number`` above 1, a clear
+    included) fails at once rather than create and pay for a second task, unless
+    ``resubmit_on_retry=True``.
+
+    A create whose outcome is unknown (the request was sent, its answer lost, garbled, a 5xx page or
+    ``InternalError``) may have created a paid task whose TaskId is lost.  By default it is recorded
+    (in the ``task_state_store`` on Airflow 3.3+), logged as a WARNING naming the request, and the
+    task fails without Airflow retries, naming the request and ``resubmit_on_retry``.
 
     :param prompt: what to draw, at most 1000 characters; required unless ``image_infos`` is given.
     :param model_name: ``ModelName``, e.g. ``GEM``, ``Hunyuan``, ``Kling``; service default if None.
@@ -94,9 +105,11 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     :param durable: keep the TaskId in the ``task_state_store`` so a retry re-attaches to it
         (Airflow 3.3+, where it defaults to ``True``); ``ResumableJobMixin`` warns that it has no
         effect when it is given on an older Airflow.
-    :param resubmit_on_retry: before Airflow 3.3, let a retry create a new task although the earlier
-        try may have created one already (both are billed); without it such a retry fails.  No
-        effect on Airflow 3.3+, where a retry re-attaches.
+    :param resubmit_on_retry: accept paying twice rather than failing: a create whose outcome is
+        unknown fails the try with a retryable error and the retry sends it again, and before
+        Airflow 3.3 a retry creates a new task although the earlier try may have created one (each
+        is billed; every possible duplicate is counted in the log).  Without it such a create fails
+        the task without retries, and before 3.3 every retry fails before sending anything.
     :param strict_validation: refuse values outside the enumerations documented today (model names
         and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
         default such a value is sent with a WARNING and the service decides.
@@ -219,9 +232,11 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> str:
         """Validate the request, create the task (or re-attach to this task's earlier one), wait if asked."""
         # Imported where it runs, as the hook is: parsing a DAG file does not need it.
+        from airflow_provider_mps.operators._mps_batch import fingerprint
         from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
 
         self._request = build_aigc_image_request(self._request_fields(), strict=self.strict_validation)
+        self._fingerprint = fingerprint(self._request)
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None
         check_retry_may_resubmit(
@@ -261,38 +276,69 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             self.log.info(
                 "MPS task %s is DONE with %s image(s): %s", mps_task_id, len(image_urls), image_urls
             )
-        store = context.get("task_state_store")
-        if store is not None and self.durable:
-            # Done with this task: a later clear of this task instance generates a new image.
-            store.delete(self.external_id_key)
+        # The stored TaskId stays: Airflow drops it once the task instance succeeded, when
+        # [state_store] clear_on_success is set; deleting it here, before success, would let a worker
+        # lost in between pay again on its retry.
         return mps_task_id
+
+    def _store(self, context: Context) -> Any:
+        """The ``task_state_store`` this operator writes to: ``None`` before 3.3 or with ``durable=False``."""
+        return context.get("task_state_store") if self.durable else None
 
     # ResumableJobMixin's protocol: the TaskId (with its RequestId) is the external job id.
 
     def submit_job(self, context: Context) -> JsonValue:
-        """Create the MPS task; return ``{"TaskId", "RequestId"}`` for the task_state_store."""
-        # Imported here, as in get_job_status: parsing a DAG file does not need the exceptions.
-        from airflow_provider_mps.exceptions import MpsApiError
+        """
+        Create the MPS task; return ``{"TaskId", "RequestId", "Fingerprint"}`` for the task_state_store.
 
+        A create that may have created a task whose TaskId is lost fails the task without retries,
+        unless ``resubmit_on_retry`` (:mod:`~airflow_provider_mps.operators._possibly_created`).
+        """
+        # Imported here, as in get_job_status: parsing a DAG file does not need the exceptions.
+        from airflow_provider_mps.exceptions import MpsApiError, MpsError
+        from airflow_provider_mps.operators import _possibly_created as possibly
+
+        store, key = self._store(context), f"{self.external_id_key}.possibly_created"
+        policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
+        possibly.check_earlier_creates(fingerprint=self._fingerprint, **policy)
         # The hook logs the TaskId and RequestId, and warns when a failed create may have created a task.
         try:
             response = self.hook.submit_aigc_image_task(**self._request)
-        except MpsApiError as error:
-            if error.code.startswith(_REFUSED_REQUEST_CODES):
+        except MpsError as error:
+            if isinstance(error, MpsApiError) and error.code.startswith(_REFUSED_REQUEST_CODES):
                 raise AirflowFailException(
                     f"{error} The service refused the request's parameters; the same request cannot "
                     "succeed on a retry, so the task fails without retrying."
                 ) from error
+            possibly.check_failed_create(
+                error, request=self._request, fingerprint=self._fingerprint, **policy
+            )
             raise
-        self._job = {"TaskId": response["TaskId"], "RequestId": response["RequestId"]}
+        job: dict[str, Any] = {
+            "TaskId": response["TaskId"],
+            "RequestId": response["RequestId"],
+            "Fingerprint": self._fingerprint,
+        }
+        if store is not None:
+            # At once: ResumableJobMixin stores it too, but only after this method returned.
+            store.set(self.external_id_key, job)
+        self._job = job
         context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=response["RequestId"])
-        return {"TaskId": response["TaskId"], "RequestId": response["RequestId"]}
+        return job
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         """Describe the stored task; a task the service no longer knows reports ``NOT_FOUND``."""
         from airflow_provider_mps.exceptions import MpsApiError
+        from airflow_provider_mps.operators._reattach import stored_job
 
-        job = _stored_job(external_id)
+        job = stored_job(external_id)
+        if job.get("Fingerprint") not in (None, self._fingerprint):
+            self.log.warning(
+                "MPS task %s from an earlier try was created for another request (the rendered fields "
+                "changed since); creating a new task for this request instead of returning that one.",
+                job["TaskId"],
+            )
+            return _SUPERSEDED
         try:
             result = self.hook.describe_aigc_image_task(job["TaskId"])
         except MpsApiError as error:
@@ -316,7 +362,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         """Whether the task is still running (any status but ``DONE``/``FAIL`` counts as running)."""
         from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
 
-        return status != _GONE and not MpsAigcImageTaskStatus.is_terminal(status)
+        return status not in (_GONE, _SUPERSEDED) and not MpsAigcImageTaskStatus.is_terminal(status)
 
     def is_job_succeeded(self, status: str) -> bool:
         """Whether the task is ``DONE``."""
@@ -326,7 +372,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
         """Wait as configured: not at all, on this worker, or deferred to the triggerer."""
-        job = _stored_job(external_id)
+        from airflow_provider_mps.operators._reattach import stored_job
+
+        job = stored_job(external_id)
         self._job = job
         if not self.wait_for_completion:
             return
@@ -340,6 +388,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         """Nothing to fetch: :meth:`execute` returns the TaskId and pushes the image URLs."""
 
     def _defer(self, mps_task_id: str) -> None:
+        from airflow_provider_mps.operators._reattach import defer_timeout
         from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
 
         wait = self.timeout if self.timeout is not None else _NO_DEADLINE_SECONDS
@@ -355,6 +404,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             ),
             method_name="execute_complete",
             kwargs={"mps_task_id": mps_task_id},
+            timeout=defer_timeout(self.timeout),
         )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
@@ -391,12 +441,3 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
                 "service. Only the Airflow task was stopped.",
                 job["TaskId"],
             )
-
-
-def _stored_job(external_id: JsonValue) -> dict[str, Any]:
-    """Read a stored job: ``{"TaskId", "RequestId"}``, or a bare TaskId string."""
-    if isinstance(external_id, dict) and isinstance(external_id.get("TaskId"), str):
-        return {"TaskId": external_id["TaskId"], "RequestId": external_id.get("RequestId")}
-    if isinstance(external_id, str):
-        return {"TaskId": external_id, "RequestId": None}
-    raise TypeError(f"The stored MPS job {external_id!r} holds no TaskId.")

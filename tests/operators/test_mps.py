@@ -9,6 +9,7 @@ through ``dag.test()`` live in ``test_mps_dag_runs.py``.
 
 from __future__ import annotations
 
+import datetime
 import time
 import warnings
 from typing import Any
@@ -30,6 +31,24 @@ from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 STATE_KEY = "mps_aigc_image_task"
+
+
+def request_fingerprint(**fields: Any) -> str:
+    """The fingerprint the operator stores with a TaskId, for a request of these fields."""
+    from airflow_provider_mps.operators._mps_batch import fingerprint
+    from airflow_provider_mps.validation import build_aigc_image_request
+
+    return fingerprint(build_aigc_image_request(fields))
+
+
+def stored_job(job: dict[str, Any], prompt: str = "a cat") -> dict[str, Any]:
+    """What the operator stores for a created task: TaskId, RequestId and the request's fingerprint."""
+    return {
+        "TaskId": job["TaskId"],
+        "RequestId": job["RequestId"],
+        "Fingerprint": request_fingerprint(prompt=prompt),
+    }
+
 
 #: Tests of re-attaching through the task_state_store.
 needs_task_state_store = pytest.mark.skipif(
@@ -324,17 +343,17 @@ def test_invalid_rendered_value_fails_without_retry_before_any_call(mps_conn):
     assert mps_conn.requests() == []
 
 
-def test_transient_service_error_fails_the_try_so_airflow_retries(mps_conn):
+def test_transient_service_error_with_resubmit_on_retry_fails_the_try_so_airflow_retries(mps_conn):
     mps_conn.configure(error_burst={"CreateAigcImageTask": 1}, error_code="InternalError")
     context = make_context()
 
     with pytest.raises(MpsTransientError) as raised:
-        make_operator(prompt="a cat").execute(context)
+        make_operator(prompt="a cat", resubmit_on_retry=True).execute(context)
 
     [create_call] = mps_conn.requests()
     assert (raised.value.code, raised.value.request_id) == ("InternalError", create_call["RequestId"])
     assert not isinstance(raised.value, AirflowFailException)
-    assert (mps_conn.tasks(), context["ti"].xcoms, context["task_state_store"].values) == ([], {}, {})
+    assert (mps_conn.tasks(), context["ti"].xcoms) == ([], {})
 
 
 def test_request_the_service_refuses_fails_without_retry_with_its_code_and_request_id(mps_conn):
@@ -401,7 +420,10 @@ def test_wait_for_completion_pushes_the_image_urls_and_returns_the_task_id(mps_c
         "request_id": mps_conn.requests()[0]["RequestId"],
         "image_urls": [f"{mps_conn.endpoint}/images/{task_id}/0.png"],
     }
-    assert context["task_state_store"].values == {}
+    # Kept after success: Airflow's [state_store] clear_on_success decides when it goes.
+    assert context["task_state_store"].values == kept_for_a_retry(
+        {STATE_KEY: stored_job({"TaskId": task_id, "RequestId": mps_conn.requests()[0]["RequestId"]})}
+    )
 
 
 def test_wait_for_completion_fails_with_the_service_message_task_id_and_request_id(mps_conn):
@@ -429,7 +451,11 @@ def test_wait_for_completion_gives_up_after_the_timeout_and_keeps_the_task_for_t
 
     [created] = mps_conn.tasks()
     assert context["task_state_store"].values == kept_for_a_retry(
-        {STATE_KEY: {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}}
+        {
+            STATE_KEY: stored_job(
+                {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}
+            )
+        }
     )
 
 
@@ -465,8 +491,14 @@ def test_deferrable_operator_creates_then_defers_to_the_trigger(mps_conn):
     )
     assert before + 600 <= end_time <= after + 600
     assert (deferred.method_name, deferred.kwargs) == ("execute_complete", {"mps_task_id": created["TaskId"]})
+    # Airflow's own deferral deadline backs up the trigger's: the timeout plus a minute.
+    assert deferred.timeout == datetime.timedelta(seconds=660)
     assert context["task_state_store"].values == kept_for_a_retry(
-        {STATE_KEY: {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}}
+        {
+            STATE_KEY: stored_job(
+                {"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}
+            )
+        }
     )
 
 
@@ -494,8 +526,8 @@ def test_execute_complete_pushes_the_image_urls_and_returns_the_task_id():
     task_id = operator.execute_complete(context, success_event("t-1", ["https://x/0.png"]), mps_task_id="t-1")
 
     assert (task_id, context["ti"].xcoms) == ("t-1", {"image_urls": ["https://x/0.png"]})
-    # Success drops the stored TaskId on Airflow 3.3+; before, the operator does not use the store.
-    assert store.values == ({} if AIRFLOW_V_3_3_PLUS else {STATE_KEY: {"TaskId": "t-1", "RequestId": "r-0"}})
+    # Success leaves the stored TaskId to Airflow ([state_store] clear_on_success).
+    assert store.values == {STATE_KEY: {"TaskId": "t-1", "RequestId": "r-0"}}
 
 
 @pytest.mark.parametrize(
@@ -569,7 +601,7 @@ def test_retry_reattaches_to_the_running_task_and_waits_for_it_instead_of_creati
         "request_id": first["RequestId"],
         "image_urls": [f"{mps_conn.endpoint}/images/{task_id}/0.png"],
     }
-    assert store.values == {}
+    assert store.values == {STATE_KEY: first}
 
 
 @needs_task_state_store

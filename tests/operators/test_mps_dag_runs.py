@@ -226,6 +226,16 @@ class DiesAfterCreatingOnFirstTry(MpsCreateAigcImageTaskOperator):
         super().poll_until_complete(external_id, context)
 
 
+class DiesAfterFinishingOnFirstTry(MpsCreateAigcImageTaskOperator):
+    """Loses its worker after the operator's work is done but before the task instance succeeded."""
+
+    def execute(self, context: Any) -> str:
+        mps_task_id = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("Simulated worker loss between the operator's return and the task's success.")
+        return mps_task_id
+
+
 RETRY = {"retries": 1, "retry_delay": datetime.timedelta(seconds=0), "poll_interval": 0.2}
 
 
@@ -238,6 +248,9 @@ def test_retries_reattach_through_the_task_state_store_instead_of_paying_twice(a
             task_id="deferred_reattach", prompt="deferred", wait_for_completion=True, deferrable=True, **RETRY
         )
         DiesAfterCreatingOnFirstTry(task_id="no_wait_reattach", prompt="no wait", **RETRY)
+        DiesAfterFinishingOnFirstTry(
+            task_id="finished_reattach", prompt="finished", wait_for_completion=True, **RETRY
+        )
 
     run = run_dag(dag)
 
@@ -245,15 +258,18 @@ def test_retries_reattach_through_the_task_state_store_instead_of_paying_twice(a
         ("sync_reattach", -1): ("success", 2),
         ("deferred_reattach", -1): ("success", 2),
         ("no_wait_reattach", -1): ("success", 2),
+        ("finished_reattach", -1): ("success", 2),
     }
     records = xcoms(run.run_id, dag.dag_id)
-    # Two tries each, yet one MPS task each: the second try re-attached.
+    # Two tries each, yet one MPS task each: the second try re-attached, even after a first try whose
+    # operator had finished (its TaskId is kept until the task instance succeeded, and after).
     prompts = {task["Request"]["Prompt"]: task["TaskId"] for task in mps_conn.tasks()}
-    assert len(mps_conn.tasks()) == 3
+    assert len(mps_conn.tasks()) == 4
     assert prompts == {
         "sync": records[("sync_reattach", -1, "return_value")],
         "deferred": records[("deferred_reattach", -1, "return_value")],
         "no wait": records[("no_wait_reattach", -1, "return_value")],
+        "finished": records[("finished_reattach", -1, "return_value")],
     }
     assert {
         task_id: records.get((task_id, -1, "image_urls"))
@@ -262,13 +278,72 @@ def test_retries_reattach_through_the_task_state_store_instead_of_paying_twice(a
         "sync_reattach": [f"{mps_conn.endpoint}/images/{prompts['sync']}/0.png"],
         "deferred_reattach": [f"{mps_conn.endpoint}/images/{prompts['deferred']}/0.png"],
         "no_wait_reattach": None,
+        "finished_reattach": [f"{mps_conn.endpoint}/images/{prompts['finished']}/0.png"],
     }
     # The request ids survive the retry (Airflow clears XComs at each new try; the store keeps them).
     assert {
         records[(task_id, -1, "request_id")]
-        for task_id in ("sync_reattach", "deferred_reattach", "no_wait_reattach")
+        for task_id in ("sync_reattach", "deferred_reattach", "no_wait_reattach", "finished_reattach")
     } == create_request_ids(mps_conn)
+    # [state_store] clear_on_success is False by default: the TaskIds stay, so a clear re-attaches.
+    stored = stored_task_state(run.run_id, dag.dag_id)
+    assert {key: job["TaskId"] for key, job in stored.items()} == {
+        (task_id, -1, "mps_aigc_image_task"): records[(task_id, -1, "return_value")]
+        for task_id in ("sync_reattach", "deferred_reattach", "no_wait_reattach", "finished_reattach")
+    }
+
+
+@needs_task_state_store
+def test_with_clear_on_success_airflow_drops_the_stored_task_id_once_the_task_succeeded(
+    airflow_home, mps_conn, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
+    with DAG("mps_operator_clear_on_success", schedule=None, start_date=START) as dag:
+        DiesAfterFinishingOnFirstTry(task_id="finished", prompt="finished", **RETRY)
+
+    run = run_dag(dag)
+
+    # The failed first try kept the TaskId for the retry (one MPS task); the success dropped it.
+    assert task_states(run.run_id, dag.dag_id) == {("finished", -1): ("success", 2)}
+    assert len(mps_conn.tasks()) == 1
     assert stored_task_state(run.run_id, dag.dag_id) == {}
+
+
+class RecordsFailures:
+    """``on_failure_callback`` / ``on_retry_callback`` keeping each failed try's exception message."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[int, str, str]] = []
+
+    def __call__(self, context: Any) -> None:
+        error = context.get("exception")
+        self.messages.append((context["ti"].try_number, type(error).__name__, str(error)))
+
+
+def test_a_lost_create_response_fails_the_task_at_once_and_pays_once_despite_its_retries(
+    airflow_home, mps_conn
+):
+    mps_conn.configure(drop_after_create_rate={"CreateAigcImageTask": 1.0})
+    failures = RecordsFailures()
+    with DAG("mps_operator_lost_create_response", schedule=None, start_date=START) as dag:
+        MpsCreateAigcImageTaskOperator(
+            task_id="lost",
+            prompt="a lighthouse",
+            retries=2,
+            retry_delay=datetime.timedelta(0),
+            on_failure_callback=failures,
+            on_retry_callback=failures,
+        )
+
+    run = run_dag(dag)
+
+    assert task_states(run.run_id, dag.dag_id) == {("lost", -1): ("failed", 1)}
+    assert [task["Request"]["Prompt"] for task in mps_conn.tasks()] == ["a lighthouse"]
+    [(try_number, error_type, message)] = failures.messages
+    assert (try_number, error_type) == (1, "AirflowFailException")
+    assert message.startswith("CreateAigcImageTask failed with ClientNetworkError.ConnectionLost: ")
+    assert " UTC (RequestId none, prompt 'a lighthouse') may have created an MPS AIGC image task " in message
+    assert message.endswith("set resubmit_on_retry=True on the operator.")
 
 
 @before_task_state_store

@@ -1,0 +1,204 @@
+"""
+One policy for creates whose outcome is unknown, shared by the single and the batch operator.
+
+A ``CreateAigcImageTask`` that failed after the request may have reached the service (lost answer,
+read timeout, garbled body, 5xx page, ``InternalError``) may have created a paid task whose TaskId
+is lost.  Sending it again may pay twice.  The policy:
+
+* **by default** the operator records the request (in the ``task_state_store`` on Airflow 3.3+:
+  time, RequestId if any, the prompt's first characters), logs a WARNING naming it, and fails the
+  task *without Airflow retries* (``AirflowFailException``), naming the request and the opt-in;
+  a later try of the same request (after a clear) refuses to send it again;
+* **with** ``resubmit_on_retry=True`` the failure stays retryable; the retry sends the request
+  again and every possible duplicate is counted in the log.
+
+A create refused for quota, or whose connection was never established, created nothing: it stays
+retryable, as before.  Nothing here imports the Tencent Cloud SDK.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+if TYPE_CHECKING:
+    from airflow_provider_mps.exceptions import MpsError
+
+#: Characters of the prompt kept in a record and quoted in messages (the hook's orphan WARNING's).
+PROMPT_EXCERPT_LENGTH = 60
+
+#: The start of the WARNING logged for every create that may have paid for a task nobody knows.
+POSSIBLE_DUPLICATE_WARNING = "Possible duplicate"
+
+OPT_IN = (
+    "To let retries send it again, accepting that each possibly created task is paid for (every possible "
+    "duplicate is counted in the log), set resubmit_on_retry=True on the operator."
+)
+
+
+def prompt_excerpt(prompt: object) -> str:
+    """Quote the start of ``prompt`` (at most :data:`PROMPT_EXCERPT_LENGTH` characters)."""
+    if not isinstance(prompt, str) or not prompt:
+        return "(none)"
+    if len(prompt) > PROMPT_EXCERPT_LENGTH:
+        return repr(prompt[: PROMPT_EXCERPT_LENGTH - 3] + "...")
+    return repr(prompt)
+
+
+def possibly_created_entry(error: MpsError, request: dict[str, Any], fingerprint: str) -> dict[str, Any]:
+    """
+    Return the record of a create that may have created a task: what finds it in the MPS console.
+
+    :param error: what the create failed with.
+    :param request: the hook keyword arguments of the create (only the prompt's start is kept).
+    :param fingerprint: the request's fingerprint, so only the same request is refused later.
+    """
+    return {
+        "At": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "RequestId": getattr(error, "request_id", None),
+        "Code": str(getattr(error, "code", type(error).__name__)),
+        "Prompt": prompt_excerpt(request.get("prompt")),
+        "Fingerprint": fingerprint,
+    }
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    """``sent around <time> UTC (RequestId ..., prompt '...')``: enough to find the task in the console."""
+    return (
+        f"sent around {entry.get('At')} UTC (RequestId {entry.get('RequestId') or 'none'}, "
+        f"prompt {entry.get('Prompt')})"
+    )
+
+
+def stored_entries(store: Any, key: str) -> list[dict[str, Any]]:
+    """The possibly-created records kept under ``key`` in ``store`` (none without a store)."""
+    if store is None:
+        return []
+    stored = store.get(key)
+    return [entry for entry in stored if isinstance(entry, dict)] if isinstance(stored, list) else []
+
+
+def record_entry(store: Any, key: str, entry: dict[str, Any]) -> int:
+    """
+    Append ``entry`` to the records under ``key``; return how many this request has now.
+
+    Without a store (before Airflow 3.3, or ``durable=False``) nothing is kept and 1 is returned.
+    """
+    if store is None:
+        return 1
+    entries = [*stored_entries(store, key), entry]
+    store.set(key, entries)
+    return sum(earlier.get("Fingerprint") == entry["Fingerprint"] for earlier in entries)
+
+
+def log_possible_duplicate(log: Any, entry: dict[str, Any], count: int, *, where: str = "") -> None:
+    """
+    Log the WARNING counting one more create that may have paid for a task whose TaskId is lost.
+
+    :param log: the operator's logger.
+    :param entry: the record of that create.
+    :param count: how many creates of this request may have created a task so far (this one included).
+    :param where: the item, for a batch (``"requests[3]: "``).
+    """
+    log.warning(
+        "%s%s %s of this request: a CreateAigcImageTask %s may have created a task whose TaskId is lost.",
+        where,
+        POSSIBLE_DUPLICATE_WARNING,
+        count,
+        describe_entry(entry),
+    )
+
+
+def uncertain_create_failure(error: MpsError, entry: dict[str, Any], *, what: str) -> AirflowFailException:
+    """
+    The error failing a task, without Airflow retries, after a create whose outcome is unknown.
+
+    :param error: what the create failed with.
+    :param entry: the record of that create.
+    :param what: what may have been created, e.g. ``"an MPS AIGC image task"``.
+    """
+    return AirflowFailException(
+        f"{error} The CreateAigcImageTask {describe_entry(entry)} may have created {what} whose TaskId is "
+        "lost, so the task fails without Airflow retries: a retry would send it again and may pay twice. "
+        f"Look for that task in the MPS console before running again. {OPT_IN}"
+    )
+
+
+def refused_resend(entry: dict[str, Any], *, count: int) -> AirflowFailException:
+    """
+    The error refusing, on a later try, to send again a request whose earlier create may have succeeded.
+
+    :param entry: the latest record of that request.
+    :param count: how many earlier creates of it may have created a task.
+    """
+    return AirflowFailException(
+        f"An earlier try's CreateAigcImageTask of this same request, {describe_entry(entry)}, may have "
+        f"created an MPS task whose TaskId is lost ({count} such create(s) recorded in the "
+        "task_state_store). Sending it again may pay twice, so this try fails without sending anything and "
+        f"without Airflow retries; look for that task in the MPS console. {OPT_IN}"
+    )
+
+
+def check_earlier_creates(
+    store: Any, key: str, fingerprint: str, *, resubmit_on_retry: bool, log: Any
+) -> None:
+    """
+    Before a create: refuse to send again a request whose earlier create may have created a task.
+
+    With ``resubmit_on_retry`` it is sent, after a WARNING counting the earlier creates.
+
+    :param store: the ``task_state_store`` (``None``: nothing is known, nothing refused).
+    :param key: where the records are kept.
+    :param fingerprint: the request's fingerprint.
+    :param resubmit_on_retry: the operator's opt-in.
+    :param log: the operator's logger.
+    :raises AirflowFailException: naming the latest such create and the opt-in.
+    """
+    earlier = [entry for entry in stored_entries(store, key) if entry.get("Fingerprint") == fingerprint]
+    if not earlier:
+        return
+    if not resubmit_on_retry:
+        raise refused_resend(earlier[-1], count=len(earlier))
+    log.warning(
+        "Sending this request again, as resubmit_on_retry=True allows, although %s earlier create(s) of it "
+        "may have created a task (the latest %s).",
+        len(earlier),
+        describe_entry(earlier[-1]),
+    )
+
+
+def check_failed_create(
+    error: MpsError,
+    *,
+    store: Any,
+    key: str,
+    request: dict[str, Any],
+    fingerprint: str,
+    resubmit_on_retry: bool,
+    log: Any,
+) -> None:
+    """
+    After a failed create: apply the policy when it may have created a task; return otherwise.
+
+    Records the request, logs the possible duplicate, and raises the no-retry failure unless
+    ``resubmit_on_retry``; the caller re-raises ``error`` when this returns.
+
+    :param error: what the create failed with.
+    :param store: the ``task_state_store`` (``None``: nothing is recorded).
+    :param key: where the records are kept.
+    :param request: the hook keyword arguments of the create.
+    :param fingerprint: the request's fingerprint.
+    :param resubmit_on_retry: the operator's opt-in.
+    :param log: the operator's logger.
+    :raises AirflowFailException: when the create may have created a task, without the opt-in.
+    """
+    from airflow_provider_mps.hooks._mps_errors import create_may_have_succeeded
+
+    if not create_may_have_succeeded(error):
+        return
+    entry = possibly_created_entry(error, request, fingerprint)
+    log_possible_duplicate(log, entry, record_entry(store, key, entry))
+    if not resubmit_on_retry:
+        raise uncertain_create_failure(error, entry, what="an MPS AIGC image task") from error
