@@ -69,7 +69,8 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_mps.links.mps.MpsAigcImageLink",
             "airflow_provider_mps.links.mps.MpsConsoleTaskLink",
         ],
-        # Read by airflow_provider_mps.utils.rate_limit.quota_share(); `airflow config list` shows it.
+        # Read by utils.rate_limit.quota_share() and utils.shared_quota.quota_storage_uri();
+        # `airflow config list` shows them.
         "config": {
             "tencentcloud_mps": {
                 "description": "How the processes of this deployment share the MPS account's API quota.\n",
@@ -91,6 +92,25 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "float",
                         "example": "2.5",
                         "default": f"{SERVICE_QUOTA_PER_SECOND:g}",
+                    },
+                    "quota_storage_uri": {
+                        "description": (
+                            "Shared quota mode: a storage URI of the `limits` library (install the "
+                            "provider's shared-quota extra), such as the deployment's Redis, "
+                            "redis://:password@redis-host:6379/0. When set, every process draws each "
+                            "request from one account-wide moving window of "
+                            f"{SERVICE_QUOTA_PER_SECOND:g} requests per second per action (less a "
+                            "headroom for network jitter), so the quota holds whatever the number of "
+                            "workers and triggerers, and quota_share becomes only a ceiling per "
+                            "process (leave it unset). Set the same value in every component. "
+                            "Empty (the default) means per-process shares. The password is never "
+                            "logged.\n"
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "sensitive": True,
+                        "example": "redis://127.0.0.1:6379/0",
+                        "default": "",
                     },
                 },
             }

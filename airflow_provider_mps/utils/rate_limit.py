@@ -22,6 +22,12 @@ second's quota into the same second at the service.
 
 The queue holds threads (woken through a :class:`threading.Event`) and coroutines of any event
 loop (woken through ``call_soon_threadsafe``), so one limiter serves all of them at once.
+
+**Shared mode.** When ``[tencentcloud_mps] quota_storage_uri`` names a storage of the ``limits``
+library (the deployment's Redis, say), every process draws from one account-wide budget instead:
+the limiter is a :class:`~airflow_provider_mps.utils.shared_quota.SharedQuotaLimiter`, whose head
+of the queue also takes a slot of that budget's moving window before it goes through
+(:mod:`airflow_provider_mps.utils.shared_quota`).
 """
 
 from __future__ import annotations
@@ -109,6 +115,11 @@ class RateLimiter:
         self._interval = _interval(rate, headroom)
         self._rate = float(rate)
 
+    #: Whether a caller may go through without queueing when nobody waits and the interval has
+    #: passed.  A limiter whose head must also take a slot elsewhere (:meth:`_next_slot`) queues
+    #: every caller, so only its head ever asks.
+    _enter_directly = True
+
     @property
     def rate(self) -> float:
         """The most calls allowed per second."""
@@ -125,7 +136,7 @@ class RateLimiter:
         """Go through at once if nobody waits and the interval has passed; else join the queue."""
         with self._lock:
             now = time.monotonic()
-            if not self._queue and now >= self._last_grant + self._interval:
+            if self._enter_directly and not self._queue and now >= self._last_grant + self._interval:
                 self._last_grant = now
                 return True
             self._queue.append(waiter)
@@ -169,6 +180,19 @@ class RateLimiter:
                     self._queue.popleft()
                 head = self._queue[0] if self._queue else None
 
+    def _next_slot(self) -> float:
+        """
+        Take a slot the head needs besides the spacing; return 0, or the seconds to wait before asking again.
+
+        Only the head of the queue calls it, once its interval has passed.  This limiter needs no
+        other slot; a subclass adds a budget shared with other processes.  It may block on I/O.
+        """
+        return 0.0
+
+    async def _anext_slot(self) -> float:
+        """Async :meth:`_next_slot`; a subclass whose slot needs I/O runs it off the event loop."""
+        return self._next_slot()
+
     # -- public ---------------------------------------------------------------------------------
 
     def acquire(self) -> None:
@@ -185,6 +209,11 @@ class RateLimiter:
                     continue
                 if delay > 0:
                     time.sleep(delay)
+                    continue
+                wait = self._next_slot()
+                if wait > 0:
+                    time.sleep(wait)
+                    continue
                 if self._grant(waiter):
                     return
         except BaseException:
@@ -205,6 +234,11 @@ class RateLimiter:
                     continue
                 if delay > 0:
                     await asyncio.sleep(delay)
+                    continue
+                wait = await self._anext_slot()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
                 if self._grant(waiter):
                     return
         except BaseException:
@@ -264,16 +298,26 @@ def process_rate_limiter(key: str, action: str) -> RateLimiter:
     Return the limiter every ``action`` request made with ``key`` in this process waits at.
 
     It is created on first use at :func:`quota_share` requests per second, and no caller changes
-    its rate afterwards.
+    its rate afterwards.  With ``[tencentcloud_mps] quota_storage_uri`` set, it also draws every
+    request from the account-wide budget held in that storage (the shared mode).
 
     :param key: a non-secret name of the account and endpoint, e.g. ``MpsHook.rate_limit_key``.
     :param action: the API action the quota applies to, e.g. ``DescribeAigcImageTask``.
     """
+    from airflow_provider_mps.utils import shared_quota
+
     with _registry_lock:
         limiter = _registry.get((key, action))
         if limiter is None:
             rate = quota_share()
-            limiter = _registry[(key, action)] = RateLimiter(rate, headroom=headroom_for(action))
+            storage_uri = shared_quota.quota_storage_uri()
+            if storage_uri is None:
+                limiter = RateLimiter(rate, headroom=headroom_for(action))
+            else:
+                limiter = shared_quota.SharedQuotaLimiter(
+                    storage_uri=storage_uri, key=key, action=action, rate=rate, headroom=headroom_for(action)
+                )
+            _registry[(key, action)] = limiter
             log.debug("Created the process's rate limiter of %s requests/s for %s on %s", rate, action, key)
         return limiter
 
@@ -298,5 +342,8 @@ def get_rate_limiter(key: str, action: str, rate: float = DEFAULT_RATE) -> RateL
 
 def clear_rate_limiters() -> None:
     """Forget every limiter of this process, so the next caller starts afresh (used by tests)."""
+    from airflow_provider_mps.utils import shared_quota
+
     with _registry_lock:
         _registry.clear()
+    shared_quota.clear_storages()
