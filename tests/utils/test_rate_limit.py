@@ -19,6 +19,8 @@ from airflow_provider_mps.utils.rate_limit import (
 # Slots are reserved on time.monotonic() and measured on the same clock. A busy machine can only
 # make a caller *later* than its slot, never earlier, so the slack covers clock resolution alone.
 CLOCK_SLACK = 0.002
+#: Grant times are compared with the limiter's own interval: only float rounding separates them.
+FLOAT_SLACK = 1e-9
 
 
 def _offsets(start: float, times: list[float]) -> list[float]:
@@ -108,62 +110,83 @@ def test_the_interval_keeps_ten_percent_headroom_under_the_rate():
     assert (limiter.rate, limiter.interval, HEADROOM) == (20.0, 1 / 18, 0.10)
 
 
-def test_first_call_goes_through_at_once_and_the_next_waits_one_interval():
-    limiter = RateLimiter(rate=4)
-    before = time.monotonic()
-    limiter.acquire()
-    first = time.monotonic()
-    limiter.acquire()
-    second = time.monotonic()
+class _RecordingLimiter(RateLimiter):
+    """
+    A limiter that keeps the time of every grant, as the limiter itself took it under its lock.
 
-    assert second - first >= limiter.interval - CLOCK_SLACK
-    # The first call did not sleep: nothing went before it (a generous bound, far below 1/4 s).
-    assert first - before < limiter.interval / 2
+    The spacing is checked on these times rather than on times a caller takes after
+    :meth:`~RateLimiter.acquire` returns: a busy machine can delay a caller between the two, which
+    would make a correct limiter look wrong.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.grants: list[float] = []
+        super().__init__(rate)
+
+    @property  # type: ignore[override]
+    def _last_grant(self) -> float:
+        return self._recorded_last_grant
+
+    @_last_grant.setter
+    def _last_grant(self, value: float) -> None:
+        self._recorded_last_grant = value
+        if value != float("-inf"):
+            self.grants.append(value)
 
 
 def _gaps(times: list[float]) -> list[float]:
-    ordered = sorted(times)
-    return [later - earlier for earlier, later in zip(ordered[:-1], ordered[1:], strict=True)]
+    return [later - earlier for earlier, later in zip(times[:-1], times[1:], strict=True)]
+
+
+def test_first_call_goes_through_at_once_and_the_next_waits_one_interval(monkeypatch):
+    from airflow_provider_mps.utils import rate_limit
+
+    limiter = _RecordingLimiter(rate=4)
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(rate_limit.time, "sleep", sleep)
+
+    limiter.acquire()
+    slept_before_the_first = list(sleeps)
+    limiter.acquire()
+
+    assert slept_before_the_first == []
+    assert sleeps  # the second call waited for its slot, and never longer than one interval
+    assert [seconds for seconds in sleeps if not 0 < seconds <= limiter.interval] == []
+    assert [gap for gap in _gaps(limiter.grants) if gap < limiter.interval - FLOAT_SLACK] == []
 
 
 @pytest.mark.asyncio
 async def test_slots_missed_during_an_event_loop_stall_are_not_made_up_in_a_burst():
-    limiter = RateLimiter(rate=50)
-    times: list[float] = []
+    limiter = _RecordingLimiter(rate=50)
 
-    async def call() -> None:
-        await limiter.aacquire()
-        times.append(time.monotonic())
-
-    calls = [asyncio.create_task(call()) for _ in range(10)]
+    calls = [asyncio.create_task(limiter.aacquire()) for _ in range(10)]
     await asyncio.sleep(0)  # every call is queued; the first went through
     time.sleep(5 * limiter.interval)  # the loop stalls over several slots
     await asyncio.gather(*calls)
 
-    assert len(times) == 10
-    assert [gap for gap in _gaps(times) if gap < limiter.interval - CLOCK_SLACK] == []
+    assert len(limiter.grants) == 10
+    assert [gap for gap in _gaps(limiter.grants) if gap < limiter.interval - FLOAT_SLACK] == []
 
 
 def test_threads_after_a_stalled_thread_still_go_one_interval_apart():
-    limiter = RateLimiter(rate=50)
-    times: list[float] = []
-    lock = threading.Lock()
+    limiter = _RecordingLimiter(rate=50)
     limiter.acquire()
     time.sleep(5 * limiter.interval)  # long past the next slot: it must not be spent twice
 
-    def call() -> None:
-        limiter.acquire()
-        with lock:
-            times.append(time.monotonic())
-
-    threads = [threading.Thread(target=call) for _ in range(6)]
+    threads = [threading.Thread(target=limiter.acquire) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    assert len(times) == 6
-    assert [gap for gap in _gaps(times) if gap < limiter.interval - CLOCK_SLACK] == []
+    assert len(limiter.grants) == 7
+    assert [gap for gap in _gaps(limiter.grants) if gap < limiter.interval - FLOAT_SLACK] == []
 
 
 @pytest.mark.asyncio
