@@ -254,6 +254,8 @@ class BatchRun:
     :param stopped: why the submission stopped before sending every item, if it did.
     :param image_urls: the image URLs per item once waited for (``None`` when not waiting).
     :param event: the batch trigger's event, when the try waited on its worker.
+    :param possibly_created: the record of each item whose create may have created a task whose
+        TaskId is lost (time, RequestId, prompt's start), by index.
     """
 
     task_ids: list[str | None]
@@ -262,6 +264,7 @@ class BatchRun:
     stopped: str | None = None
     image_urls: list[list[str]] | None = None
     event: dict[str, Any] | None = None
+    possibly_created: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, count: int) -> BatchRun:

@@ -6,8 +6,9 @@ How :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOpe
   (Airflow 3.3+);
 * :class:`BatchSubmitter` sends the creates from a small thread pool through the process-wide rate
   limiter, retrying only the failures that certainly created nothing;
-* :func:`submit_batch` records each create's outcome as it comes and stops the batch at an error no
-  other item can escape.
+* :func:`submit_batch` records each create's outcome as it comes (in the ledger from the thread that
+  sent it, so a task killed mid-submission loses no TaskId in flight) and stops the batch at an error
+  no other item can escape.
 
 Nothing here imports the Tencent Cloud SDK.
 """
@@ -32,7 +33,7 @@ from airflow_provider_mps.operators._mps_batch import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Generator, Mapping
 
     from airflow_provider_mps.hooks.mps import MpsHook
     from airflow_provider_mps.operators._mps_batch import BatchRun
@@ -62,8 +63,10 @@ class BatchLedger:
     Item ``i`` lives in chunk ``i // LEDGER_CHUNK_SIZE`` under the key ``"<prefix>.<chunk>"``, as
     ``{"<i>": entry}``; an entry holds the fingerprint ``f`` of the request it was made for and
     either ``TaskId`` / ``RequestId`` (created; ``Status`` once it is known to have failed) or
-    ``PossiblyCreated`` (the create failed after it may have reached the service).  Every write
-    rewrites one chunk (at most ~15 KB), so storing N items costs N small writes.
+    ``PossiblyCreated`` (the create failed after it may have reached the service; with ``At``,
+    ``Prompt`` and ``Count``, how many creates of the item may have created a task).  Every write
+    rewrites one chunk (at most ~15 KB), so storing N items costs N small writes; writes come from
+    the threads sending the creates, one at a time.
 
     :param store: the task's ``task_state_store`` accessor.
     :param count: how many items the batch has.
@@ -73,6 +76,7 @@ class BatchLedger:
         self._store = store
         self._count = count
         self._chunks: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(chunk: int) -> str:
@@ -106,11 +110,43 @@ class BatchLedger:
         return entries
 
     def record(self, index: int, fingerprint_: str, **entry: Any) -> None:
-        """Store ``entry`` for item ``index`` at once (one write of its chunk)."""
+        """Store ``entry`` for item ``index`` at once (one write of its chunk); safe from any thread."""
         chunk = index // LEDGER_CHUNK_SIZE
-        values = self._chunk(chunk)
-        values[str(index)] = {"f": fingerprint_, **entry}
-        self._store.set(self.key(chunk), dict(values))
+        with self._lock:
+            values = self._chunk(chunk)
+            values[str(index)] = {"f": fingerprint_, **entry}
+            self._store.set(self.key(chunk), dict(values))
+
+    def record_possibly_created(self, index: int, fingerprint_: str, entry: dict[str, Any]) -> int:
+        """
+        Store that item ``index``'s create may have created a task; return how many of its creates may have.
+
+        :param index: the item.
+        :param fingerprint_: the item's request fingerprint.
+        :param entry: the :func:`~airflow_provider_mps.operators._possibly_created.possibly_created_entry`.
+        """
+        chunk = index // LEDGER_CHUNK_SIZE
+        with self._lock:
+            earlier = self._chunk(chunk).get(str(index))
+            count = 1
+            if (
+                isinstance(earlier, dict)
+                and earlier.get("f") == fingerprint_
+                and earlier.get("PossiblyCreated")
+            ):
+                count += int(earlier.get("Count") or 1)
+        self.record(
+            index,
+            fingerprint_,
+            PossiblyCreated=True,
+            Code=entry["Code"],
+            Message=entry["Message"],
+            RequestId=entry["RequestId"],
+            At=entry["At"],
+            Prompt=entry["Prompt"],
+            Count=count,
+        )
+        return count
 
     def mark_failed(self, statuses: Mapping[int, str]) -> None:
         """Record that items' tasks ended without images, so a retry creates them anew."""
@@ -123,12 +159,6 @@ class BatchLedger:
                 changed.add(chunk)
         for chunk in sorted(changed):
             self._store.set(self.key(chunk), dict(self._chunks[chunk]))
-
-    def clear(self) -> None:
-        """Forget the batch (it succeeded): clearing the task later creates new images."""
-        for chunk in range(self.chunk_count):
-            self._store.delete(self.key(chunk))
-        self._chunks.clear()
 
 
 # -- submission -------------------------------------------------------------------------------
@@ -143,12 +173,16 @@ class CreateOutcome:
     :param response: ``{"TaskId", "RequestId"}`` when the task was created.
     :param error: the error of a create that failed (after any safe retries).
     :param submitted: ``False`` when the batch stopped before this item was sent.
+    :param possibly_created: the record of a failed create that may have created a task.
+    :param count: how many creates of this item may have created a task (this one included).
     """
 
     index: int
     response: dict[str, str] | None = None
     error: MpsError | None = None
     submitted: bool = True
+    possibly_created: dict[str, Any] | None = None
+    count: int = 0
 
 
 class BatchSubmitter:
@@ -167,6 +201,8 @@ class BatchSubmitter:
     :param threads: the most creates in flight at once.
     :param retry_limit: how many times one item's safe-to-retry failure is retried.
     :param retry_delay: the backoff scale of those retries, in seconds.
+    :param on_outcome: called with each create's outcome on the thread that sent it, before the
+        outcome is yielded: what it records survives a main thread that stops iterating.
     """
 
     def __init__(
@@ -178,6 +214,7 @@ class BatchSubmitter:
         threads: int = SUBMIT_THREADS,
         retry_limit: int = CREATE_RETRY_LIMIT,
         retry_delay: float = CREATE_RETRY_DELAY,
+        on_outcome: Callable[[CreateOutcome], None] | None = None,
     ) -> None:
         self._hook = hook
         self._limiter = limiter
@@ -186,12 +223,13 @@ class BatchSubmitter:
         self._retry_limit = retry_limit
         self._retry_delay = retry_delay
         self._stopped = threading.Event()
+        self._on_outcome = on_outcome
 
     def stop(self) -> None:
         """Send nothing more; items not yet sent are reported with ``submitted=False``."""
         self._stopped.set()
 
-    def __iter__(self) -> Iterator[CreateOutcome]:
+    def __iter__(self) -> Generator[CreateOutcome, None, None]:
         if not self._requests:
             return
         threads = max(1, min(self._threads, len(self._requests)))
@@ -204,6 +242,12 @@ class BatchSubmitter:
                 self._stopped.set()
 
     def _create(self, index: int, request: dict[str, Any]) -> CreateOutcome:
+        outcome = self._send(index, request)
+        if self._on_outcome is not None and outcome.submitted:
+            self._on_outcome(outcome)
+        return outcome
+
+    def _send(self, index: int, request: dict[str, Any]) -> CreateOutcome:
         from airflow_provider_mps.hooks._mps_errors import backoff_delay, is_retryable_create_error
 
         attempt = 0
@@ -278,10 +322,12 @@ def submit_batch(
     logger: Any,
 ) -> None:
     """
-    Send the creates of ``to_create``, recording each outcome in ``run`` (and ``ledger``) as it comes.
+    Send the creates of ``to_create``, recording each outcome in ``ledger`` and ``run`` as it comes.
 
-    Sets ``run.stopped`` when the batch stopped before sending every item: at an error no other item
-    can escape, or after :data:`~airflow_provider_mps.operators._mps_batch.MAX_CONSECUTIVE_FAILURES`
+    The ledger is written from the thread that sent each create, as soon as it returned: a task killed
+    while creates are in flight loses none of their TaskIds.  ``run`` is updated on this thread.  Sets
+    ``run.stopped`` when the batch stopped before sending every item: at an error no other item can
+    escape, or after :data:`~airflow_provider_mps.operators._mps_batch.MAX_CONSECUTIVE_FAILURES`
     service or network failures in a row.
 
     :param hook: the hook sending the creates (its own retries off).
@@ -293,48 +339,69 @@ def submit_batch(
     :param logger: the operator's logger.
     """
     from airflow_provider_mps.hooks._mps_errors import create_may_have_succeeded
+    from airflow_provider_mps.operators._possibly_created import (
+        log_possible_duplicate,
+        possibly_created_entry,
+    )
 
-    submitter = BatchSubmitter(hook, limiter, to_create)
-    progress = ProgressLog(len(to_create))
-    consecutive = 0
-    for done, outcome in enumerate(submitter, start=1):
+    def keep(outcome: CreateOutcome) -> None:
         index = outcome.index
         if outcome.response is not None:
-            run.task_ids[index] = outcome.response["TaskId"]
-            run.request_ids[index] = outcome.response["RequestId"]
             if ledger is not None:
                 ledger.record(index, fingerprints[index], **outcome.response)
-            consecutive = 0
-        elif not outcome.submitted:
-            run.failures[index] = item_failure(
-                index, stage="create", code=NOT_SUBMITTED, message=f"Not sent: {run.stopped}"
-            )
-        elif outcome.error is not None:
-            error = outcome.error
-            possibly = create_may_have_succeeded(error)
-            failure = run.failures[index] = create_failure(index, error, possibly_created=possibly)
-            run.request_ids[index] = getattr(error, "request_id", None)
-            if possibly and ledger is not None:
-                ledger.record(
-                    index,
-                    fingerprints[index],
-                    PossiblyCreated=True,
-                    Code=failure["code"],
-                    Message=failure["message"],
-                    RequestId=failure["request_id"],
-                )
-            logger.warning("requests[%s] failed: %s", index, error)
-            transient = possibly or bool(getattr(error, "transient", False))
-            consecutive = consecutive + 1 if transient else 0
-            if run.stopped is None and is_batch_fatal(error):
-                run.stopped = f"the batch stopped at requests[{index}], which failed with {failure['code']}."
-            elif run.stopped is None and consecutive >= MAX_CONSECUTIVE_FAILURES:
-                run.stopped = (
-                    f"the batch stopped after {consecutive} creates in a row failed with service or "
-                    f"network errors, the last at requests[{index}]."
-                )
+        elif outcome.error is not None and create_may_have_succeeded(outcome.error):
+            entry = possibly_created_entry(outcome.error, to_create[index], fingerprints[index])
+            outcome.possibly_created = entry
+            outcome.count = ledger.record_possibly_created(index, fingerprints[index], entry) if ledger else 1
+
+    submitter = BatchSubmitter(hook, limiter, to_create, on_outcome=keep)
+    progress = ProgressLog(len(to_create))
+    consecutive = 0
+    outcomes = submitter.__iter__()
+    try:
+        for done, outcome in enumerate(outcomes, start=1):
+            consecutive = _take(outcome, run, consecutive, logger, log_possible_duplicate)
             if run.stopped is not None:
                 submitter.stop()
-        progress.tick(done, logger)
+            progress.tick(done, logger)
+    finally:
+        # Also when this thread is stopped (the task killed): wait for the creates in flight, whose
+        # threads record them in the ledger.
+        submitter.stop()
+        outcomes.close()
     if run.stopped is not None:
         logger.error("Not all items were sent: %s", run.stopped)
+
+
+def _take(outcome: CreateOutcome, run: BatchRun, consecutive: int, logger: Any, log_duplicate: Any) -> int:
+    """Record one outcome in ``run``; return the new count of consecutive service or network failures."""
+    index = outcome.index
+    if outcome.response is not None:
+        run.task_ids[index] = outcome.response["TaskId"]
+        run.request_ids[index] = outcome.response["RequestId"]
+        return 0
+    if not outcome.submitted:
+        run.failures[index] = item_failure(
+            index, stage="create", code=NOT_SUBMITTED, message=f"Not sent: {run.stopped}"
+        )
+        return consecutive
+    error = outcome.error
+    if error is None:  # pragma: no cover - an outcome is a response, an error or not submitted
+        return consecutive
+    possibly = outcome.possibly_created is not None
+    failure = run.failures[index] = create_failure(index, error, possibly_created=possibly)
+    run.request_ids[index] = getattr(error, "request_id", None)
+    logger.warning("requests[%s] failed: %s", index, error)
+    if outcome.possibly_created is not None:
+        run.possibly_created[index] = outcome.possibly_created
+        log_duplicate(logger, outcome.possibly_created, outcome.count, where=f"requests[{index}]: ")
+    transient = possibly or bool(getattr(error, "transient", False))
+    consecutive = consecutive + 1 if transient else 0
+    if run.stopped is None and is_batch_fatal(error):
+        run.stopped = f"the batch stopped at requests[{index}], which failed with {failure['code']}."
+    elif run.stopped is None and consecutive >= MAX_CONSECUTIVE_FAILURES:
+        run.stopped = (
+            f"the batch stopped after {consecutive} creates in a row failed with service or "
+            f"network errors, the last at requests[{index}]."
+        )
+    return consecutive

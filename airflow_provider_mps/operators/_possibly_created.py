@@ -59,6 +59,7 @@ def possibly_created_entry(error: MpsError, request: dict[str, Any], fingerprint
         "At": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "RequestId": getattr(error, "request_id", None),
         "Code": str(getattr(error, "code", type(error).__name__)),
+        "Message": str(getattr(error, "message", error)),
         "Prompt": prompt_excerpt(request.get("prompt")),
         "Fingerprint": fingerprint,
     }
@@ -66,9 +67,10 @@ def possibly_created_entry(error: MpsError, request: dict[str, Any], fingerprint
 
 def describe_entry(entry: dict[str, Any]) -> str:
     """``sent around <time> UTC (RequestId ..., prompt '...')``: enough to find the task in the console."""
+    at = f"around {entry['At']} UTC" if entry.get("At") else "at a time not recorded"
     return (
-        f"sent around {entry.get('At')} UTC (RequestId {entry.get('RequestId') or 'none'}, "
-        f"prompt {entry.get('Prompt')})"
+        f"sent {at} (RequestId {entry.get('RequestId') or 'none'}, "
+        f"prompt {entry.get('Prompt') or '(not recorded)'})"
     )
 
 

@@ -30,6 +30,9 @@ BATCH_FAILURES_XCOM_KEY = "failures"
 #: XCom key of the batch operator's create RequestId per item.
 BATCH_REQUEST_IDS_XCOM_KEY = "request_ids"
 
+#: XCom key carrying the TaskIds across a deferral when ``do_xcom_push=False`` (no ``return_value``).
+_DEFERRED_TASK_IDS_XCOM_KEY = "deferred_task_ids"
+
 #: What an item's status is when waiting ended before its task did (unknown: never described).
 _UNFINISHED = ("WAIT", "RUN", "None")
 
@@ -53,16 +56,20 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     by default), so the batch takes about ``len(requests) / rate_limit`` seconds.  A create refused
     for quota (``RequestLimitExceeded``) or whose connection was never made is retried: nothing was
     created.  A create that failed after it may have reached the service is never resent; it is
-    reported as a failure with ``possibly_created`` set and a WARNING.  The batch stops sending at an
-    error no other item can escape (bad credentials, no permission), and after
+    reported as a failure with ``possibly_created`` set and a WARNING naming it.  When those items
+    alone are more than ``max_failed_items``, no retry could succeed without sending them again, so
+    the task fails without Airflow retries, naming the first and ``resubmit_on_retry``.  The batch
+    stops sending at an error no other item can escape (bad credentials, no permission), and after
     :data:`~airflow_provider_mps.operators._mps_batch.MAX_CONSECUTIVE_FAILURES` service or network
     failures in a row; the items not sent are reported as ``NotSubmitted``.
 
     Re-attach on retry (Airflow 3.3+): the operator is a ``ResumableJobMixin`` whose job is the
-    batch.  Each created TaskId is written to the task's ``task_state_store`` as soon as it is known,
-    so a retried try reuses the tasks of unchanged items (same position, same request) instead of
-    paying for them again, creates the items that failed or were never sent, and never resends a
-    possibly created one.  The record is dropped when the operator succeeds.  With ``durable=False``
+    batch.  Each created TaskId is written to the task's ``task_state_store`` by the thread that sent
+    the create, as soon as it returned (a task killed mid-submission loses none in flight), so a
+    retried try reuses the tasks of unchanged items (same position, same request) instead of paying
+    for them again, creates the items that failed or were never sent, and never resends a possibly
+    created one.  The record is left to Airflow's ``[state_store] clear_on_success`` (``False`` by
+    default): clearing a successful task returns the same tasks.  With ``durable=False``
     every try creates every item.  Before Airflow 3.3 there is no store that survives a retry: a
     retry (``try_number`` above 1, a clear included) fails at once rather than create and pay for the
     batch again, unless ``resubmit_on_retry=True``.
@@ -72,7 +79,8 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     :class:`~airflow_provider_mps.triggers.mps.MpsAigcImageTasksTrigger` for the whole batch), polling
     within the describe quota.
 
-    XComs: ``return_value`` is the list of TaskIds in input order, ``None`` for each failed item;
+    XComs: ``return_value`` (unless ``do_xcom_push=False``) is the list of TaskIds in input order,
+    ``None`` for each failed item;
     ``failures`` the failed items (``index``, ``stage``, ``code``, ``message``, ``request_id``,
     ``mps_task_id``, ``possibly_created``); ``request_ids`` the create RequestId per item; and, when
     waiting, ``image_urls`` the list of image URLs per item (empty for failed items).
@@ -96,9 +104,10 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     :param durable: keep the created TaskIds in the ``task_state_store`` so a retry re-attaches
         (Airflow 3.3+, where it defaults to ``True``); ``ResumableJobMixin`` warns that it has no
         effect when it is given on an older Airflow.
-    :param resubmit_on_retry: before Airflow 3.3, let a retry create every item again although the
-        earlier try may have created them already (each is billed again); without it such a retry
-        fails.  No effect on Airflow 3.3+, where a retry re-attaches.
+    :param resubmit_on_retry: accept paying twice rather than failing: a retry (or a clear) sends
+        again the items whose create may have created a task (each possible duplicate is counted in
+        the log), and before Airflow 3.3 a retry creates every item again.  Without it such items are
+        never resent, and before 3.3 every retry fails before sending anything.
     :param strict_validation: refuse values outside the enumerations documented today (model names
         and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
         default such a value is sent with a WARNING and the service decides.
@@ -224,8 +233,9 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         def pushed(key: str) -> Any:
             return ti.xcom_pull(task_ids=ti.task_id, key=key, map_indexes=ti.map_index)
 
+        ids_key = "return_value" if self.do_xcom_push else _DEFERRED_TASK_IDS_XCOM_KEY
         task_ids, request_ids, failures = (
-            pushed(key) for key in ("return_value", BATCH_REQUEST_IDS_XCOM_KEY, BATCH_FAILURES_XCOM_KEY)
+            pushed(key) for key in (ids_key, BATCH_REQUEST_IDS_XCOM_KEY, BATCH_FAILURES_XCOM_KEY)
         )
         if (
             not isinstance(task_ids, list)
@@ -291,10 +301,12 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             return
         trigger = self._trigger(pending)
         if self.deferrable:
+            from airflow_provider_mps.operators._reattach import defer_timeout
+
             self.log.info("Deferring until %s MPS task(s) finish (timeout %s s).", len(pending), self.timeout)
             # The XComs carry the batch across the deferral (dag.test() drops defer kwargs).
-            self._push(context, run, image_urls=None)
-            self.defer(trigger=trigger, method_name="execute_complete")
+            self._push(context, run, image_urls=None, deferring=True)
+            self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_timeout(self.timeout))
         from airflow_provider_mps.operators._mps_batch import first_event
 
         run.event = first_event(trigger)
@@ -306,39 +318,17 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         """Return this try's state, read once from what an earlier try recorded in the ledger (if any)."""
         if self._run is not None:
             return self._run
-        from airflow_provider_mps.operators._mps_batch import BatchRun, item_failure
+        from airflow_provider_mps.operators._mps_batch_resume import resume_run
         from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
 
-        count = len(self._requests)
-        run = self._run = BatchRun.empty(count)
         store = context.get("task_state_store") if self.durable else None
-        self._ledger: BatchLedger | None = BatchLedger(store, count) if store is not None else None
-        if self._ledger is None:
-            return run
-        for index, entry in self._ledger.load(self._fingerprints).items():
-            if entry.get("PossiblyCreated"):
-                run.failures[index] = item_failure(
-                    index,
-                    stage="create",
-                    code=str(entry.get("Code")),
-                    message=(
-                        f"An earlier try's create may have created a task whose TaskId is lost "
-                        f"({entry.get('Message')}); it is not resent, to avoid a duplicate task."
-                    ),
-                    request_id=entry.get("RequestId"),
-                    possibly_created=True,
-                )
-            elif isinstance(entry.get("TaskId"), str) and "Status" not in entry:
-                run.task_ids[index], run.request_ids[index] = entry["TaskId"], entry.get("RequestId")
-        reattached = sum(task_id is not None for task_id in run.task_ids)
-        if reattached or run.failures:
-            self.log.info(
-                "Re-attached to %s MPS task(s) created by an earlier try; %s item(s) may have been created "
-                "by it and are not resent.",
-                reattached,
-                len(run.failures),
-            )
-        return run
+        self._ledger: BatchLedger | None = (
+            BatchLedger(store, len(self._requests)) if store is not None else None
+        )
+        self._run = resume_run(
+            self._ledger, self._fingerprints, resubmit_on_retry=self.resubmit_on_retry, logger=self.log
+        )
+        return self._run
 
     # -- waiting ------------------------------------------------------------------------------
 
@@ -404,11 +394,17 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     def _too_many(self, failures: dict[int, dict[str, Any]]) -> bool:
         return self.max_failed_items is not None and len(failures) > self.max_failed_items
 
-    def _push(self, context: Context, run: BatchRun, image_urls: list[list[str]] | None) -> list[str | None]:
+    def _push(
+        self, context: Context, run: BatchRun, image_urls: list[list[str]] | None, *, deferring: bool = False
+    ) -> list[str | None]:
         failures = run.failures
         returned = [None if index in failures else task_id for index, task_id in enumerate(run.task_ids)]
         ti = context["ti"]
-        ti.xcom_push(key="return_value", value=returned)
+        if self.do_xcom_push:
+            ti.xcom_push(key="return_value", value=returned)
+        elif deferring:
+            # The TaskIds must reach execute_complete; return_value is not this operator's to push.
+            ti.xcom_push(key=_DEFERRED_TASK_IDS_XCOM_KEY, value=returned)
         ti.xcom_push(key=BATCH_FAILURES_XCOM_KEY, value=[failures[index] for index in sorted(failures)])
         ti.xcom_push(key=BATCH_REQUEST_IDS_XCOM_KEY, value=run.request_ids)
         if image_urls is not None:
@@ -417,10 +413,15 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
 
     def _finish(self, context: Context, run: BatchRun) -> list[str | None]:
         from airflow_provider_mps.operators._mps_batch import too_many_failures_error
-        from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
+        from airflow_provider_mps.operators._mps_batch_resume import possibly_created_failure
 
         returned = self._push(context, run, run.image_urls)
         failures, count = run.failures, len(run.task_ids)
+        no_retry_can_help = possibly_created_failure(run, count, self.max_failed_items)
+        if no_retry_can_help is not None and not self.resubmit_on_retry:
+            if run.stopped is not None:
+                raise type(no_retry_can_help)(f"Not all items were sent: {run.stopped} {no_retry_can_help}")
+            raise no_retry_can_help
         if run.stopped is not None:
             from airflow_provider_mps.operators._reattach import what_a_retry_does
 
@@ -438,10 +439,8 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
                 count,
                 self.max_failed_items,
             )
-        store = context.get("task_state_store")
-        if store is not None and self.durable:
-            # Done with this batch: a later clear of this task instance generates new images.
-            BatchLedger(store, count).clear()
-            store.delete(self.external_id_key)
+        # The ledger stays: Airflow drops it once the task instance succeeded, when [state_store]
+        # clear_on_success is set; deleting it here, before success, would let a worker lost in between
+        # pay again on its retry.
         self.log.info("Created %s MPS task(s) for %s item(s).", sum(t is not None for t in returned), count)
         return returned

@@ -8,7 +8,9 @@ The context is the one of ``test_mps.py``: a task instance recording XCom pushes
 
 from __future__ import annotations
 
+import datetime
 import json
+import logging
 import time
 from typing import Any
 
@@ -223,8 +225,10 @@ def test_execute_creates_one_task_per_item_in_input_order_with_the_shared_fields
         "request_ids": [request_ids[task_id] for task_id in task_ids],
     }
     assert sorted(request_ids.values()) == sorted(call["RequestId"] for call in creates(mps_conn))
-    # Success drops the record of the batch: clearing the task later generates new images.
-    assert context["task_state_store"].values == {}
+    # The record of the batch outlives the success ([state_store] clear_on_success decides).
+    assert sorted(context["task_state_store"].values) == (
+        ["mps_aigc_image_batch.0", "mps_aigc_image_batch.submitted"] if AIRFLOW_V_3_3_PLUS else []
+    )
 
 
 def test_requests_rendered_as_json_text_are_accepted(mps_conn):
@@ -345,27 +349,33 @@ def test_too_many_refused_items_fail_the_task_without_retry_after_sending_the_re
 
 
 @needs_task_state_store
-def test_a_retry_reattaches_to_created_items_and_sends_only_the_rest(mps_conn):
+def test_a_retry_reattaches_to_created_items_and_never_resends_a_possibly_created_one(mps_conn):
     store = DictTaskStateStore()
     prompts = [f"product {n}" for n in range(5)]
     mps_conn.configure(error_code="InternalError", error_burst={CREATE: 1})
     operator = make_operator(requests=prompts)
 
-    with pytest.raises(MpsError):
+    # InternalError may mean the task was created: no retry could succeed without resending it.
+    with pytest.raises(AirflowFailException) as first:
         operator.execute(make_context(store))
 
     first_try = created_by_prompt(mps_conn)
     assert len(first_try) == 4
-    # InternalError may mean the task was created: that item is never resent, not even by the retry.
     [lost] = [prompt for prompt in prompts if prompt not in first_try]
+    index = prompts.index(lost)
+    assert str(first.value).startswith(
+        f"1 of 5 items' creates may have created MPS tasks whose TaskIds are lost, more than "
+        f"max_failed_items=0; the first, requests[{index}], sent around "
+    )
+    assert str(first.value).endswith("set resubmit_on_retry=True on the operator.")
+    # A clear runs it again: the item is still not resent, the others re-attach.
     context = make_context(store, try_number=2)
 
-    with pytest.raises(MpsError) as raised:
+    with pytest.raises(AirflowFailException):
         make_operator(requests=prompts).execute(context)
 
     assert created_by_prompt(mps_conn) == first_try
     assert len(creates(mps_conn)) == 5
-    index = prompts.index(lost)
     assert context["ti"].xcoms["return_value"] == [first_try.get(prompt) for prompt in prompts]
     assert context["ti"].xcoms["failures"] == [
         {
@@ -379,7 +389,37 @@ def test_a_retry_reattaches_to_created_items_and_sends_only_the_rest(mps_conn):
             "possibly_created": True,
         }
     ]
-    assert str(raised.value).startswith("1 of 5 items failed, more than max_failed_items=0; the first, ")
+
+
+@needs_task_state_store
+def test_resubmit_on_retry_lets_the_retry_resend_a_possibly_created_item_counting_it(mps_conn, task_logs):
+    store = DictTaskStateStore()
+    prompts = [f"product {n}" for n in range(3)]
+    mps_conn.configure(error_code="InternalError", error_burst={CREATE: 1})
+
+    # Retryable with the opt-in: the failure is an ordinary MpsError.
+    with pytest.raises(MpsError) as first:
+        make_operator(requests=prompts, resubmit_on_retry=True).execute(make_context(store))
+
+    assert not isinstance(first.value, AirflowFailException)
+    [lost] = [prompt for prompt in prompts if prompt not in created_by_prompt(mps_conn)]
+    index = prompts.index(lost)
+
+    task_ids = make_operator(requests=prompts, resubmit_on_retry=True).execute(
+        make_context(store, try_number=2)
+    )
+
+    assert sorted(created_by_prompt(mps_conn)) == prompts
+    assert task_ids == [created_by_prompt(mps_conn)[prompt] for prompt in prompts]
+    logs = task_logs()
+    assert [line.split(" of this request")[0] for line in logs if "Possible duplicate" in line] == [
+        f"warning: requests[{index}]: Possible duplicate 1"
+    ]
+    [resent] = [line for line in logs if "sending it again" in line]
+    assert resent.startswith(
+        f"warning: requests[{index}]: sending it again, as resubmit_on_retry=True allows, although 1 earlier "
+        "create(s) of it may have created a task (the latest sent around "
+    )
 
 
 @needs_task_state_store
@@ -402,7 +442,6 @@ def test_a_retry_sends_items_that_certainly_failed_and_reattaches_changed_lists_
     by_prompt = created_by_prompt(mps_conn)
     assert task_ids == [first_try["a cat"], by_prompt["a dog"], by_prompt["a bird at night"]]
     assert len(mps_conn.tasks()) == 4
-    assert store.values == {}
 
 
 @needs_task_state_store
@@ -438,7 +477,6 @@ def test_the_ledger_is_written_as_each_item_is_created_in_chunks(mps_conn):
         "TaskId": task_ids[104],
         "RequestId": context["ti"].xcoms["request_ids"][104],
     }
-    assert store.values == {}
 
 
 def test_an_error_no_item_can_escape_stops_the_batch(mps_conn):
@@ -479,7 +517,8 @@ def test_a_run_of_service_errors_stops_sending_the_rest_of_the_batch(mps_conn):
     context = make_context()
     count = 60
 
-    with pytest.raises(MpsError) as raised:
+    # Each InternalError may have created a task: no retry can help, so none is made.
+    with pytest.raises(AirflowFailException) as raised:
         make_operator(requests=[f"item {n}" for n in range(count)]).execute(context)
 
     assert f"{MAX_CONSECUTIVE_FAILURES} creates in a row failed with service or network errors" in str(
@@ -630,6 +669,7 @@ def test_deferrable_operator_creates_then_defers_one_trigger_for_the_batch(mps_c
     request_ids = request_ids_from_logs(task_logs())
     [refused] = [call for call in creates(mps_conn) if call["ErrorCode"]]
     assert (deferred.method_name, deferred.kwargs) == ("execute_complete", None)
+    assert deferred.timeout == datetime.timedelta(seconds=660)
     # What execute_complete needs is pushed before deferring (Airflow keeps a try's XComs across it).
     pushed = context["ti"].xcoms
     assert pushed["return_value"] == [by_prompt["a cat"], None, by_prompt["a bird"]]
@@ -665,7 +705,6 @@ def test_deferrable_operator_creates_then_defers_one_trigger_for_the_batch(mps_c
         [f"{mps_conn.endpoint}/images/{by_prompt['a bird']}/0.png"],
     ]
     assert resumed["ti"].xcoms["failures"] == failures
-    assert resumed["task_state_store"].values == {}
 
 
 def test_execute_complete_never_assumes_success():
@@ -732,10 +771,9 @@ def test_a_retry_whose_every_item_has_a_task_waits_for_them_without_sending_a_cr
     # ResumableJobMixin re-attached to the batch: nothing to create, so no submission at all.
     assert [line for line in task_logs() if "earlier try" in line or "existing job" in line] == [
         "info: Re-attached to 2 MPS task(s) created by an earlier try; 0 item(s) may have been created by "
-        "it and are not resent.",
+        "it and are not resent, 0 are sent again.",
         "info: Reconnecting to existing job",
     ]
-    assert store.values == {}
 
 
 @before_task_state_store
@@ -785,3 +823,48 @@ def test_durable_false_keeps_no_record_of_the_batch(mps_conn):
 
     assert len(mps_conn.tasks()) == 1
     assert store.values == {}
+
+
+class Killed(BaseException):
+    """What the task runner raises in the main thread when the task is killed (not an Exception)."""
+
+
+class DiesAtTheFirstTaskId(list):
+    """``BatchRun.task_ids`` whose first write kills the main thread, as SIGTERM would mid-submission."""
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise Killed("Simulated kill while creates are in flight.")
+
+
+def test_a_batch_killed_mid_submission_keeps_every_task_id_in_flight_in_its_ledger(mps_conn):
+    from airflow_provider_mps.hooks.mps import MpsHook
+    from airflow_provider_mps.operators._mps_batch import BatchRun
+    from airflow_provider_mps.operators._mps_batch_submit import BatchLedger, submit_batch
+    from airflow_provider_mps.utils.rate_limit import get_rate_limiter
+    from airflow_provider_mps.validation import build_aigc_image_request
+
+    mps_conn.configure(latency_seconds={CREATE: 0.2})
+    requests = {index: build_aigc_image_request({"prompt": f"item {index}"}) for index in range(6)}
+    fingerprints = [fingerprint(request) for request in requests.values()]
+    store = DictTaskStateStore()
+    hook = MpsHook(retry_limit=0)
+    run = BatchRun(task_ids=DiesAtTheFirstTaskId([None] * 6), request_ids=[None] * 6)
+
+    with pytest.raises(Killed):
+        submit_batch(
+            hook,
+            get_rate_limiter(hook.rate_limit_key, CREATE, 1000),
+            requests,
+            fingerprints,
+            BatchLedger(store, 6),
+            run,
+            logging.getLogger(__name__),
+        )
+
+    # Every create the service accepted, in flight when the main thread died, is in the ledger.
+    created = {task["Request"]["Prompt"]: task["TaskId"] for task in mps_conn.tasks()}
+    ledger = store.values["mps_aigc_image_batch.0"]
+    assert len(created) >= 1
+    assert {
+        f"item {index}": entry["TaskId"] for index, entry in ((int(i), e) for i, e in ledger.items())
+    } == created

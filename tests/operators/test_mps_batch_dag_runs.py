@@ -23,6 +23,16 @@ from tests.operators.test_mps_dag_runs import stored_task_state
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 
+class DiesAfterFinishingOnFirstTry(MpsCreateAigcImageTasksOperator):
+    """Loses its worker after the operator's work is done but before the task instance succeeded."""
+
+    def execute(self, context: Any) -> list[str | None]:
+        mps_task_ids = super().execute(context)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("Simulated worker loss between the operator's return and the task's success.")
+        return mps_task_ids
+
+
 class DiesAfterSubmittingOnFirstTry(MpsCreateAigcImageTasksOperator):
     """Loses its worker right after every item was created and recorded, on the first try only."""
 
@@ -59,6 +69,14 @@ def test_a_batch_from_upstream_rows_defers_and_its_xcoms_feed_a_downstream_task(
             return [task_id for task_id in mps_task_ids if task_id]
 
         usable(deferred.output)
+        MpsCreateAigcImageTasksOperator(
+            task_id="no_xcom_push",
+            requests=["a glass vase"],
+            wait_for_completion=True,
+            deferrable=True,
+            poll_interval=0.2,
+            do_xcom_push=False,
+        )
 
     run = run_dag(dag)
 
@@ -66,9 +84,18 @@ def test_a_batch_from_upstream_rows_defers_and_its_xcoms_feed_a_downstream_task(
         ("rows", -1): ("success", 1),
         ("deferred", -1): ("success", 1),
         ("usable", -1): ("success", 1),
+        ("no_xcom_push", -1): ("success", 1),
     }
     records = xcoms(run.run_id, dag.dag_id)
-    by_prompt = {created["Request"]["Prompt"]: created for created in mps_conn.tasks()}
+    # do_xcom_push=False: no return_value, across the deferral too.
+    assert ("no_xcom_push", -1, "return_value") not in records
+    vase = [
+        created["TaskId"] for created in mps_conn.tasks() if created["Request"]["Prompt"] == "a glass vase"
+    ]
+    assert records[("no_xcom_push", -1, "image_urls")] == [[f"{mps_conn.endpoint}/images/{vase[0]}/0.png"]]
+    by_prompt = {
+        created["Request"]["Prompt"]: created for created in mps_conn.tasks() if created["TaskId"] not in vase
+    }
     assert sorted(by_prompt) == ["a brass lamp", "a canvas tote [emulator:fail]", "a stoneware mug"]
     assert by_prompt["a brass lamp"]["Request"] == {
         "Prompt": "a brass lamp",
@@ -95,7 +122,9 @@ def test_a_batch_from_upstream_rows_defers_and_its_xcoms_feed_a_downstream_task(
     create_ids = {
         call["RequestId"] for call in mps_conn.requests() if call["Action"] == "CreateAigcImageTask"
     }
-    assert set(records[("deferred", -1, "request_ids")]) == create_ids
+    assert set(records[("deferred", -1, "request_ids")]) | set(
+        records[("no_xcom_push", -1, "request_ids")]
+    ) == (create_ids)
     assert run.state == "success"
 
 
@@ -111,14 +140,20 @@ RETRY = {
 def test_a_retry_reattaches_to_the_batch_through_the_task_state_store(airflow_home, mps_conn):
     with DAG("mps_batch_operator_reattach", schedule=None, start_date=START) as dag:
         DiesAfterSubmittingOnFirstTry(task_id="retried", requests=["a desk lamp", "a lounge chair"], **RETRY)
+        DiesAfterFinishingOnFirstTry(task_id="finished", requests=["a side table"], **RETRY)
 
     run = run_dag(dag)
 
-    assert task_states(run.run_id, dag.dag_id) == {("retried", -1): ("success", 2)}
+    assert task_states(run.run_id, dag.dag_id) == {
+        ("retried", -1): ("success", 2),
+        ("finished", -1): ("success", 2),
+    }
     records = xcoms(run.run_id, dag.dag_id)
-    # Two tries, yet one task per item: the second try re-attached.
+    # Two tries, yet one task per item: the second try re-attached, even after a first try whose
+    # operator had finished (the record is kept until the task instance succeeded, and after).
     by_prompt = {created["Request"]["Prompt"]: created["TaskId"] for created in mps_conn.tasks()}
-    assert sorted(by_prompt) == ["a desk lamp", "a lounge chair"]
+    assert sorted(by_prompt) == ["a desk lamp", "a lounge chair", "a side table"]
+    assert records[("finished", -1, "return_value")] == [by_prompt["a side table"]]
     desk, chair = by_prompt["a desk lamp"], by_prompt["a lounge chair"]
     assert records[("retried", -1, "return_value")] == [desk, chair]
     assert records[("retried", -1, "image_urls")] == [
@@ -129,9 +164,13 @@ def test_a_retry_reattaches_to_the_batch_through_the_task_state_store(airflow_ho
     create_ids = {
         call["RequestId"] for call in mps_conn.requests() if call["Action"] == "CreateAigcImageTask"
     }
-    assert set(records[("retried", -1, "request_ids")]) == create_ids
-    # The batch succeeded, so it keeps no record: clearing it would generate new images.
-    assert stored_task_state(run.run_id, dag.dag_id) == {}
+    assert set(records[("retried", -1, "request_ids")]) | set(records[("finished", -1, "request_ids")]) == (
+        create_ids
+    )
+    # [state_store] clear_on_success is False by default: the ledger stays, so a clear re-attaches.
+    stored = stored_task_state(run.run_id, dag.dag_id)
+    assert stored[("retried", -1, "mps_aigc_image_batch.0")]["1"]["TaskId"] == chair
+    assert stored[("finished", -1, "mps_aigc_image_batch.0")]["0"]["TaskId"] == by_prompt["a side table"]
     assert run.state == "success"
 
 

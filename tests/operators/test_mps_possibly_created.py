@@ -38,11 +38,14 @@ OPT_IN = (
 AT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
 
-def possibly_created(request_id: str | None, code: str, at: str, prompt: str = "a cat") -> dict[str, Any]:
+def possibly_created(
+    request_id: str | None, code: str, at: str, prompt: str = "a cat", message: str = "Injected."
+) -> dict[str, Any]:
     return {
         "At": at,
         "RequestId": request_id,
         "Code": code,
+        "Message": message,
         "Prompt": repr(prompt),
         "Fingerprint": request_fingerprint(prompt=prompt),
     }
@@ -77,7 +80,13 @@ def test_a_create_that_may_have_created_a_task_fails_without_retries_naming_the_
     assert isinstance(raised.value.__cause__, MpsTransientError)
     # Recorded where a later try (a clear) finds it: Airflow 3.3+'s task_state_store.
     assert context["task_state_store"].values == kept_for_a_retry(
-        {POSSIBLY_CREATED_KEY: [possibly_created(request_id, "InternalError", at)]}
+        {
+            POSSIBLY_CREATED_KEY: [
+                possibly_created(
+                    request_id, "InternalError", at, message="Injected by the emulator: InternalError."
+                )
+            ]
+        }
     )
     assert (
         f"warning: Possible duplicate 1 of this request: a {CREATE} sent around {at} UTC (RequestId "
