@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from airflow_provider_mps.hooks.mps import MpsHook
 
 
+#: task_state_store key of the first try's start (Airflow 3.3+): ``timeout`` counts from it.
+FIRST_TRY_KEY = "mps_aigc_image_task_sensor.first_try"
+
 #: ``[sensors] default_timeout``, read once: Airflow's base sensor reads it for each sensor built.
 _DEFAULT_TIMEOUT = conf.getfloat("sensors", "default_timeout", fallback=7 * 24 * 3600.0)
 
@@ -47,6 +50,11 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
 
     Deferred, the sensor waits in the triggerer (:class:`MpsAigcImageTaskTrigger`) and frees its
     worker slot; ``poke_interval`` is then the trigger's poll interval.
+
+    Retries do not restart ``timeout`` (Airflow 3.3+): the first try's start is kept in the task's
+    ``task_state_store`` and poke and deferrable modes measure from it, as Airflow's reschedule mode
+    measures from the first try's first reschedule.  A clear starts the count again.  Before 3.3 there
+    is no store: poke and deferrable modes measure from each try's start, as Airflow's own sensors do.
 
     :param mps_task_id: the MPS TaskId to wait for (templated), e.g. ``create.output``.
     :param mps_conn_id: the Airflow connection to Tencent Cloud MPS.
@@ -93,7 +101,12 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         from airflow_provider_mps.utils.task_id import validate_mps_task_id
 
         self.mps_task_id = validate_mps_task_id(self.mps_task_id)
-        if not self.deferrable:
+        started = self._first_try_started(context)
+        remaining = self.timeout - (time.time() - started)
+        if not self.deferrable and (self.reschedule or remaining > 0):
+            if not self.reschedule:
+                # BaseSensorOperator measures from now: give it what the earlier tries left.
+                self.timeout = remaining
             return super().execute(context)
         try:
             done = self.poke(context)
@@ -105,6 +118,14 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
             raise
         if done:
             return done.xcom_value if isinstance(done, PokeReturnValue) else None
+        if remaining <= 0:
+            message = (
+                f"MPS task {self.mps_task_id} is not done {self.timeout:g} s after the sensor's first try "
+                "started; retries do not restart the sensor's timeout."
+            )
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
         from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
 
         self.log.info("Deferring until MPS task %s finishes", self.mps_task_id)
@@ -113,13 +134,33 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
                 mps_task_id=self.mps_task_id,
                 mps_conn_id=self.mps_conn_id,
                 poll_interval=self.poke_interval,
-                end_time=time.time() + self.timeout,
+                end_time=started + self.timeout,
                 region=self.region,
                 rate_limit=self.rate_limit,
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout,
         )
+
+    def _first_try_started(self, context: Context) -> float:
+        """
+        When the first try of this run of the task started (epoch seconds): now, without a store.
+
+        The first try's number is the one Airflow's own reschedule check uses
+        (``max_tries - retries + 1``): a clear raises ``max_tries``, so it starts the count again.
+        """
+        now = time.time()
+        store = context.get("task_state_store")
+        if store is None:
+            return now
+        first_try = context["ti"].max_tries - (self.retries or 0) + 1
+        stored = store.get(FIRST_TRY_KEY)
+        if isinstance(stored, dict) and stored.get("FirstTry") == first_try:
+            started = stored.get("StartedAt")
+            if isinstance(started, (int, float)) and not isinstance(started, bool):
+                return float(started)
+        store.set(FIRST_TRY_KEY, {"FirstTry": first_try, "StartedAt": now})
+        return now
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """
