@@ -58,6 +58,10 @@ NEWEST_LINE_ONLY = {
 }
 
 UNIT_MARKERS = "not integration and not heavy"
+#: The unit suite runs in two pytest-xdist workers, one module per worker at a time: most of its
+#: time is ``dag.test()`` runs, whose tasks each cost seconds of CPU, and each worker has its own
+#: Airflow home, database and emulator (``tests/conftest.py``).
+UNIT_WORKERS = ["-n", "2", "--dist", "loadfile"]
 E2E_TEST = "tests/matrix/test_user_dag_end_to_end.py"
 
 #: pytest's closing counts, e.g. "300 passed, 2 skipped in 151.20s (0:02:31)" (with -q, no "=" rule).
@@ -184,7 +188,7 @@ def pytest_phase(version: str, name: str, args: list[str]) -> Phase:
 def unit_suite(version: str) -> Phase:
     """The unit suite of one line (see :data:`NEWEST_LINE_ONLY` for what is left to ``make test``)."""
     ignores = [f"--ignore={path}" for path in NEWEST_LINE_ONLY]
-    return pytest_phase(version, "unit suite", ["-m", UNIT_MARKERS, *ignores])
+    return pytest_phase(version, "unit suite", ["-m", UNIT_MARKERS, *UNIT_WORKERS, *ignores])
 
 
 def end_to_end(version: str) -> Phase:
