@@ -47,8 +47,14 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite in three runs: most of it in two pytest-xdist workers (each with its own Airflow home,
+# database and emulator); then, one test at a time, the real Airflow deployments (scheduler,
+# triggerer and API server as subprocesses) and the load and benchmark tests, which measure rates.
 test: lint typecheck
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n 2 --dist loadfile -m "not heavy and not integration" \
+		--ignore=tests/load --ignore=tests/bench
+	$(BIN)/python -m pytest -q -ra -m "integration and not heavy"
+	$(BIN)/python -m pytest -q -ra tests/load tests/bench
 
 test-heavy: $(STAMP)
 	$(BIN)/python -m pytest -q -ra -m heavy
