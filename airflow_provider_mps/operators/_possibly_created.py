@@ -105,7 +105,8 @@ def log_possible_duplicate(log: Any, entry: dict[str, Any], count: int, *, where
     :param where: the item, for a batch (``"requests[3]: "``).
     """
     log.warning(
-        "%s%s %s of this request: a CreateAigcImageTask %s may have created a task whose TaskId is lost.",
+        "%s%s %s of this request: a CreateAigcImageTask %s may have been paid for although its TaskId "
+        "never came back.",
         where,
         POSSIBLE_DUPLICATE_WARNING,
         count,

@@ -101,10 +101,10 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         from airflow_provider_mps.utils.task_id import validate_mps_task_id
 
         self.mps_task_id = validate_mps_task_id(self.mps_task_id)
-        started = self._first_try_started(context)
-        remaining = self.timeout - (time.time() - started)
+        started, earlier = self._first_try_started(context)
+        remaining = self.timeout - (time.time() - started) if earlier else self.timeout
         if not self.deferrable and (self.reschedule or remaining > 0):
-            if not self.reschedule:
+            if earlier and not self.reschedule:
                 # BaseSensorOperator measures from now: give it what the earlier tries left.
                 self.timeout = remaining
             return super().execute(context)
@@ -142,9 +142,11 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
             timeout=self.execution_timeout,
         )
 
-    def _first_try_started(self, context: Context) -> float:
+    def _first_try_started(self, context: Context) -> tuple[float, bool]:
         """
-        When the first try of this run of the task started (epoch seconds): now, without a store.
+        When the first try of this run of the task started (epoch seconds), and whether it was an earlier try.
+
+        Without a store (before Airflow 3.3) this try counts as the first.
 
         The first try's number is the one Airflow's own reschedule check uses
         (``max_tries - retries + 1``): a clear raises ``max_tries``, so it starts the count again.
@@ -152,15 +154,15 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
         now = time.time()
         store = context.get("task_state_store")
         if store is None:
-            return now
+            return now, False
         first_try = context["ti"].max_tries - (self.retries or 0) + 1
         stored = store.get(FIRST_TRY_KEY)
         if isinstance(stored, dict) and stored.get("FirstTry") == first_try:
             started = stored.get("StartedAt")
             if isinstance(started, (int, float)) and not isinstance(started, bool):
-                return float(started)
+                return float(started), True
         store.set(FIRST_TRY_KEY, {"FirstTry": first_try, "StartedAt": now})
-        return now
+        return now, False
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """

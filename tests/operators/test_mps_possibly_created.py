@@ -90,7 +90,7 @@ def test_a_create_that_may_have_created_a_task_fails_without_retries_naming_the_
     )
     assert (
         f"warning: Possible duplicate 1 of this request: a {CREATE} sent around {at} UTC (RequestId "
-        f"{request_id}, prompt 'a cat') may have created a task whose TaskId is lost."
+        f"{request_id}, prompt 'a cat') may have been paid for although its TaskId never came back."
     ) in task_logs()
 
 

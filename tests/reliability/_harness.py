@@ -7,6 +7,8 @@ the exceptions each try failed with) and the emulator's (every request received,
 created).  From them it computes the figures of the suite's summary table:
 
 * **tasks** — MPS tasks the service created (emulator ``GET /_emulator/tasks``);
+* **paid** — the most tasks created for one prompt (each is a paid image): 1 is what the user asked
+  for, 0 where nothing was created, 2 a duplicate;
 * **duplicates** — tasks beyond one per creating Airflow task;
 * **orphan warnings** — the hook's WARNING that a failed create may have created a task whose
   TaskId is lost (the one window that cannot be closed: the response was lost after the service
@@ -93,6 +95,11 @@ class FaultRun:
         return [line for line in self.logs if line.startswith("warning: ") and ORPHAN_WARNING in line]
 
     @property
+    def paid(self) -> int:
+        """The most MPS tasks the service created for one prompt (0 when it created none)."""
+        return max(Counter(task["Request"].get("Prompt") for task in self.tasks).values(), default=0)
+
+    @property
     def duplicates(self) -> int:
         """MPS tasks beyond one per creating Airflow task."""
         return max(0, len(self.tasks) - self.creating_tasks)
@@ -117,11 +124,18 @@ class FailureRecorder:
 
     :param on_retry: also called (with the context) when a try fails and will be retried, e.g.
         to end a fault that should last for the first try only.
+    :param on_failure: also called (with the context) when a task fails for good, e.g. to end a
+        fault that should hit one task only.
     """
 
-    def __init__(self, on_retry: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_retry: Callable[[Any], None] | None = None,
+        on_failure: Callable[[Any], None] | None = None,
+    ) -> None:
         self.failures: list[TryFailure] = []
         self._on_retry = on_retry
+        self._on_failure = on_failure
 
     def _record(self, context: Any) -> None:
         ti = context["ti"]
@@ -139,6 +153,8 @@ class FailureRecorder:
     def on_failure(self, context: Any) -> None:
         """The task failed for good."""
         self._record(context)
+        if self._on_failure is not None:
+            self._on_failure(context)
 
     def on_retry(self, context: Any) -> None:
         """The try failed; the task will be retried."""
@@ -230,6 +246,7 @@ def _row(result: FaultRun) -> dict[str, Any]:
         "creates": f"{actions[CREATE]} ({refused_creates} failed)",
         "describes": f"{actions[DESCRIBE]} ({len(result.faulted_calls(DESCRIBE))} failed)",
         "tasks": len(result.tasks),
+        "paid": result.paid,
         "duplicates": result.duplicates,
         "orphan_warnings": len(result.orphan_warnings),
         "lost": result.lost,
@@ -245,6 +262,7 @@ def format_report(rows: list[dict[str, Any]]) -> list[str]:
         ("creates", "creates (failed)"),
         ("describes", "describes (failed)"),
         ("tasks", "tasks"),
+        ("paid", "paid"),
         ("duplicates", "dup"),
         ("orphan_warnings", "orphan warn"),
         ("lost", "lost"),

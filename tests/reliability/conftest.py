@@ -3,8 +3,8 @@ Fixtures of the reliability suite, and the summary table printed at the end of t
 
 Every case in ``tests/reliability`` adds a row (see ``_harness.run_fault_case``); the table
 shows, per case, the requests the emulator received, the creates and describes among them (and
-how many failed), the MPS tasks created, duplicates, orphan warnings, lost TaskIds and each
-Airflow task's final state and try number.
+how many failed), the MPS tasks created, the most paid for one prompt, duplicates, orphan warnings,
+lost TaskIds and each Airflow task's final state and try number.
 """
 
 from __future__ import annotations

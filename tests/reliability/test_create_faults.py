@@ -1,11 +1,13 @@
 """
-A create whose answer never arrives intact: never retried blindly, reported, re-created by Airflow.
+A create whose answer never arrives intact: never resent blindly, reported, paid for at most once.
 
 A create is not idempotent on the service.  When a create fails after the request may have
 reached the service, the hook does not retry it: it logs a WARNING naming the possibly orphaned
-request and fails the try.  Airflow's retry then creates again.  Only when the service had in fact
-accepted the first request (its answer was dropped, garbled or too slow) are two tasks created;
-that window cannot be closed from the client, and the WARNING is what reports it.
+request.  By default the operator then fails the task *without Airflow retries* (every case runs
+with ``retries=2``), naming the request and the opt-in, so the service holds at most the one task
+the lost answer was about: ``paid`` is 1 where the service had accepted the request, 0 where it had
+not.  With ``resubmit_on_retry=True`` the retry sends it again: two tasks exactly when the service
+had accepted the first request, a cost the operator counts in its log ("Possible duplicate").
 
 Each fault lasts for the first try only: the task's retry callback turns it off.
 """
@@ -122,23 +124,82 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("fault", CASES, ids=[fault.case for fault in CASES])
-def test_failed_create_is_reported_never_retried_blindly_and_recreated_by_the_next_try(
-    airflow_home, mps_emulator, point_connection_at, fault
-):
-    point_connection_at(mps_emulator, **fault.extra)
-    mps_emulator.configure(**fault.knobs)
-    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_emulator, **fault.cleared))
-    dag_id = "reliability_create_" + re.sub(r"\W+", "_", fault.case).strip("_")
+RETRIES = 2
+POSSIBLE_DUPLICATE = re.compile(
+    rf"warning: Possible duplicate 1 of this request: a {CREATE} sent around \d{{4}}-\d\d-\d\d "
+    r"\d\d:\d\d:\d\d UTC \(RequestId [\w-]+, prompt '[^']*'\) may have been paid for although its TaskId "
+    r"never came back\."
+)
 
-    run = run_fault_case(
-        fault.case,
-        fault_dag(dag_id, recorder, [fault.actor], retries=1, model_name="GEM"),
-        mps_emulator,
+
+def run_create_fault(fault: CreateFault, emulator: Any, point_connection_at: Any, *, opt_in: bool) -> Any:
+    point_connection_at(emulator, **fault.extra)
+    emulator.configure(**fault.knobs)
+    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(emulator, **fault.cleared))
+    dag_id = (
+        "reliability_create_" + re.sub(r"\W+", "_", fault.case).strip("_") + ("_opt_in" if opt_in else "")
+    )
+    extra = {"resubmit_on_retry": True} if opt_in else {}
+    creates = 2 if opt_in else 1
+    return run_fault_case(
+        fault.case + (" + resubmit_on_retry" if opt_in else ""),
+        fault_dag(dag_id, recorder, [fault.actor], retries=RETRIES, model_name="GEM", **extra),
+        emulator,
         recorder=recorder,
         creating_tasks=1,
-        settled=lambda requests: sum(r["Action"] == CREATE for r in requests) == 2,
-    )
+        settled=lambda requests: sum(r["Action"] == CREATE for r in requests) == creates,
+    ), dag_id
+
+
+def check_orphan_warning(run: Any, dag_id: str, actor: str) -> None:
+    [warning] = run.orphan_warnings
+    orphan = ORPHAN_WARNING.fullmatch(warning)
+    assert orphan, warning
+    # The prompt's start, quoted, so the orphan can be found in the console.
+    quoted = ast.literal_eval(orphan["prompt"])
+    prompt = f"{dag_id}: {actor}"
+    assert quoted == prompt or (quoted.endswith("...") and prompt.startswith(quoted[:-3])), warning
+    assert [line for line in run.logs if POSSIBLE_DUPLICATE.fullmatch(line)] == [
+        line for line in run.logs if "Possible duplicate" in line
+    ]
+    assert len([line for line in run.logs if "Possible duplicate" in line]) == 1
+
+
+@pytest.mark.parametrize("fault", CASES, ids=[fault.case for fault in CASES])
+def test_by_default_a_create_that_may_have_created_a_task_fails_at_once_and_pays_at_most_once(
+    airflow_home, mps_emulator, point_connection_at, fault
+):
+    run, dag_id = run_create_fault(fault, mps_emulator, point_connection_at, opt_in=False)
+
+    creator = CREATOR[fault.actor]
+    expected_states = {(creator, -1): ("failed", 1)}
+    if fault.actor == "sensor":
+        expected_states[("sensor", -1)] = ("upstream_failed", 0)
+    assert run.states == expected_states
+    # One create, never repeated: not by the hook, not by Airflow's retries.
+    assert run.calls(CREATE) == [fault.first_create]
+    [(try_number, error_type, message)] = run.failure_messages(creator)
+    assert (try_number, error_type) == (1, "AirflowFailException")
+    assert re.match(fault.error + " The CreateAigcImageTask sent around ", message), message
+    assert message.endswith(
+        "may have created an MPS AIGC image task whose TaskId is lost, so the task fails without Airflow "
+        "retries: a retry would send it again and may pay twice. Look for that task in the MPS console "
+        "before running again. To let retries send it again, accepting that each possibly created task is "
+        "paid for (every possible duplicate is counted in the log), set resubmit_on_retry=True on the "
+        "operator."
+    ), message
+    check_orphan_warning(run, dag_id, fault.actor)
+    # Paid once where the service had accepted the request, never otherwise; no TaskId unaccounted for.
+    expected_request = {"Prompt": f"{dag_id}: {fault.actor}", "ModelName": "GEM"}
+    assert [task["Request"] for task in run.tasks] == [expected_request] * int(fault.service_created_first)
+    assert (run.paid, run.duplicates, run.lost) == (int(fault.service_created_first), 0, 0)
+
+
+@pytest.mark.parametrize("fault", CASES, ids=[fault.case for fault in CASES])
+def test_with_resubmit_on_retry_the_retry_creates_again_and_the_log_counts_the_possible_duplicate(
+    airflow_home, mps_emulator, point_connection_at, fault
+):
+    run, dag_id = run_create_fault(fault, mps_emulator, point_connection_at, opt_in=True)
 
     creator = CREATOR[fault.actor]
     expected_states = {(creator, -1): ("success", 2)}
@@ -150,19 +211,13 @@ def test_failed_create_is_reported_never_retried_blindly_and_recreated_by_the_ne
     [(try_number, error_type, message)] = run.failure_messages(creator)
     assert (try_number, error_type) == (1, fault.error_type)
     assert re.fullmatch(fault.error, message), message
-    [warning] = run.orphan_warnings
-    orphan = ORPHAN_WARNING.fullmatch(warning)
-    assert orphan, warning
-    # The prompt's start, quoted, so the orphan can be found in the console.
-    quoted = ast.literal_eval(orphan["prompt"])
-    prompt = f"{dag_id}: {fault.actor}"
-    assert quoted == prompt or (quoted.endswith("...") and prompt.startswith(quoted[:-3])), warning
+    check_orphan_warning(run, dag_id, fault.actor)
 
-    # The service made a second task only when it had accepted the first request.
+    # The service made a second task only when it had accepted the first request: the opt-in's cost.
     requests = [task["Request"] for task in run.tasks]
     expected_request = {"Prompt": f"{dag_id}: {fault.actor}", "ModelName": "GEM"}
     assert requests == [expected_request] * (2 if fault.service_created_first else 1)
-    assert run.duplicates == (1 if fault.service_created_first else 0)
+    assert (run.paid, run.duplicates) == ((2, 1) if fault.service_created_first else (1, 0))
     # Airflow kept the task of the successful try; only the orphan (reported by the WARNING) is unknown.
     kept = run.xcoms[(creator, -1, "return_value")]
     assert kept in run.task_ids

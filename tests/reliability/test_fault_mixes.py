@@ -20,20 +20,21 @@ CREATORS = ("sync", "deferred", "create_for_sensor")
 
 
 def test_scripted_mix_of_quota_error_page_and_service_error_bursts(airflow_home, mps_conn):
-    # The first create meets an HTML 502 (its try fails; the retry callback ends the 502s), the next
-    # two creates are refused for quota (retried by the hook), the first three describes fail with
-    # InternalError, and every describe is slowed down (within request_timeout).
+    # The first create meets an HTML 502: it may have created a task, so its Airflow task fails at
+    # once, without retries (its failure callback ends the 502s).  The next two creates are refused
+    # for quota (retried by the hook), the first three describes fail with InternalError, and every
+    # describe is slowed down (within request_timeout).
     mps_conn.configure(
         html_5xx_rate={CREATE: 1.0},
         error_code={CREATE: "RequestLimitExceeded", DESCRIBE: "InternalError"},
         error_burst={CREATE: 2, DESCRIBE: 3},
         latency_seconds={DESCRIBE: 0.2},
     )
-    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_conn, html_5xx_rate=0))
+    recorder = FailureRecorder(on_failure=clear_knobs_on_retry(mps_conn, html_5xx_rate=0))
 
     run = run_fault_case(
         "mix: 502 + quota + InternalError + slow",
-        fault_dag("reliability_scripted_mix", recorder, retries=1, model_name="GEM"),
+        fault_dag("reliability_scripted_mix", recorder, retries=2, model_name="GEM"),
         mps_conn,
         recorder=recorder,
         creating_tasks=3,
@@ -45,26 +46,29 @@ def test_scripted_mix_of_quota_error_page_and_service_error_bursts(airflow_home,
         ("RequestLimitExceeded", "error"),
         (None, None),
         (None, None),
-        (None, None),
     ]
     assert run.faulted_calls(DESCRIBE) == [("InternalError", "error")] * 3
-    # Exactly one creator lost its first try (to the 502); the others and the sensor succeeded at once.
-    assert sorted(tries for (task_id, _), (_, tries) in run.states.items() if task_id in CREATORS) == [
-        1,
-        1,
-        2,
-    ]
-    assert {state for state, _ in run.states.values()} == {"success"}
-    assert run.states[("sensor", -1)] == ("success", 1)
+    # Exactly one creator failed, on its first try, despite its retries; the others succeeded at once.
+    creators = {task_id: state for (task_id, _), state in run.states.items() if task_id in CREATORS}
+    assert sorted(creators.values()) == [("failed", 1), ("success", 1), ("success", 1)]
     [failure] = run.failures
-    assert (failure.try_number, failure.error_type) == (1, "MpsNetworkError")
+    assert (failure.try_number, failure.error_type) == (1, "AirflowFailException")
     assert failure.message.startswith(f"{CREATE} failed with ServerNetworkError: ")
+    assert failure.message.endswith("set resubmit_on_retry=True on the operator.")
     assert len(run.orphan_warnings) == 1
-    assert (len(run.tasks), run.duplicates, run.lost) == (3, 0, 0)
-    assert {run.xcoms[(creator, -1, "return_value")] for creator in CREATORS} == set(run.task_ids)
+    # The 502 created nothing: two tasks, one per successful creator, nothing paid twice or lost.
+    assert (len(run.tasks), run.paid, run.duplicates, run.lost) == (2, 1, 0, 0)
+    kept = {
+        run.xcoms[(creator, -1, "return_value")]
+        for creator, state in creators.items()
+        if state[0] == "success"
+    }
+    assert kept == set(run.task_ids)
 
 
-def test_seeded_random_soak_loses_nothing_and_warns_for_every_possible_orphan(airflow_home, mps_conn):
+def test_seeded_random_soak_never_pays_twice_loses_nothing_and_warns_for_every_possible_orphan(
+    airflow_home, mps_conn
+):
     mps_conn.configure(
         seed=20250601,
         drop_before_read_rate=0.05,
@@ -86,18 +90,18 @@ def test_seeded_random_soak_loses_nothing_and_warns_for_every_possible_orphan(ai
     )
 
     create_faults = [fault for _, fault in run.faulted_calls(CREATE)]
-    # Quota refusals are retried by the hook; every other failed create fails its try with a WARNING.
+    # Quota refusals are retried by the hook; every other failed create fails its task at once, with a
+    # WARNING, and is never sent again: no prompt is paid for twice.
     may_have_reached = [fault for fault in create_faults if fault != "error"]
-    accepted_then_lost = [
-        fault for fault in create_faults if fault in ("drop_after_create", "malformed_body")
-    ]
     assert len(run.orphan_warnings) == len(may_have_reached)
-    assert run.duplicates == len(accepted_then_lost)
-    assert run.lost == 0
-    # Each of those failed its try; the other failed tries ran out of describe retries.
+    assert (run.paid, run.duplicates, run.lost) == (1, 0, 0)
     failed_creates = [f for f in run.failures if f.message.startswith(f"{CREATE} failed")]
     assert len(failed_creates) == len(may_have_reached)
-    assert {state for state, _ in run.states.values()} == {"success"}, run.failures
+    assert {(f.try_number, f.error_type) for f in failed_creates} <= {(1, "AirflowFailException")}
+    # Each such creator failed (its sensor did not run); every other task succeeded within its retries.
+    failed = {task for task, (state, _) in run.states.items() if state == "failed"}
+    assert len(failed) == len(may_have_reached)
+    assert {state for state, _ in run.states.values()} <= {"success", "failed", "upstream_failed"}
     creators = {CREATOR[actor] for actor in actors} | {"mapped_sync", "mapped_deferred"}
     kept = {
         value
@@ -105,4 +109,4 @@ def test_seeded_random_soak_loses_nothing_and_warns_for_every_possible_orphan(ai
         if key == "return_value" and task_id in creators
     }
     assert kept <= set(run.task_ids)
-    assert len(kept) == len(actors) + 12
+    assert len(kept) == len(actors) + 12 - len(may_have_reached)
