@@ -16,6 +16,7 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from tests.operators._airflow_records import task_states, xcoms
 from tests.operators._dag_runs import run_dag
 from tests.operators.test_mps import before_task_state_store, needs_task_state_store
@@ -309,6 +310,10 @@ def test_with_clear_on_success_airflow_drops_the_stored_task_id_once_the_task_su
     assert stored_task_state(run.run_id, dag.dag_id) == {}
 
 
+#: ``dag.test()`` of Airflow 3.0-3.2 hands failure callbacks no exception; the message is checked elsewhere.
+FAILURE_CALLBACKS_GET_THE_EXCEPTION = AIRFLOW_V_3_3_PLUS or not AIRFLOW_V_3_0_PLUS
+
+
 class RecordsFailures:
     """``on_failure_callback`` / ``on_retry_callback`` keeping each failed try's exception message."""
 
@@ -340,6 +345,9 @@ def test_a_lost_create_response_fails_the_task_at_once_and_pays_once_despite_its
     assert task_states(run.run_id, dag.dag_id) == {("lost", -1): ("failed", 1)}
     assert [task["Request"]["Prompt"] for task in mps_conn.tasks()] == ["a lighthouse"]
     [(try_number, error_type, message)] = failures.messages
+    if not FAILURE_CALLBACKS_GET_THE_EXCEPTION:
+        assert (try_number, error_type) == (1, "NoneType")
+        return
     assert (try_number, error_type) == (1, "AirflowFailException")
     assert message.startswith("CreateAigcImageTask failed with ClientNetworkError.ConnectionLost: ")
     assert " UTC (RequestId none, prompt 'a lighthouse') may have created an MPS AIGC image task " in message
