@@ -44,7 +44,7 @@ def test_request_limit_burst_on_create_is_retried_by_the_hook_without_a_duplicat
 
     run = run_fault_case(
         "RequestLimitExceeded x2 on create",
-        fault_dag("reliability_rle_create", recorder),
+        fault_dag("reliability_rle_create", recorder, retries=2),
         mps_conn,
         recorder=recorder,
         creating_tasks=3,
@@ -89,23 +89,26 @@ def test_error_burst_on_describe_is_absorbed_by_whichever_waiter_meets_it(airflo
     assert run.failures == []
 
 
-def test_request_limit_beyond_the_retry_budget_fails_the_task_with_the_service_code(airflow_home, mps_conn):
-    # The hook tries a create 4 times (3 retries); every one is refused for quota, so nothing is created.
+def test_request_limit_beyond_the_hook_budget_fails_the_try_and_the_airflow_retry_creates_it_once(
+    airflow_home, mps_conn
+):
+    # The hook tries a create 4 times (3 retries); every one is refused for quota, so nothing is
+    # created and the failure stays retryable: Airflow's retry creates the task, once.
     mps_conn.configure(error_code="RequestLimitExceeded", error_burst={CREATE: 4})
     recorder = FailureRecorder()
 
     run = run_fault_case(
         "RequestLimitExceeded x4 on create (budget 3)",
-        fault_dag("reliability_rle_beyond_budget", recorder, ["sync"]),
+        fault_dag("reliability_rle_beyond_budget", recorder, ["sync"], retries=2),
         mps_conn,
         recorder=recorder,
         creating_tasks=1,
     )
 
-    assert run.states == {("sync", -1): ("failed", 1)}
-    assert run.calls(CREATE) == [("RequestLimitExceeded", "error")] * 4
-    assert run.calls(DESCRIBE) == []
-    assert (run.tasks, run.orphan_warnings, run.lost) == ([], [], 0)
+    assert run.states == {("sync", -1): ("success", 2)}
+    assert run.calls(CREATE) == [("RequestLimitExceeded", "error")] * 4 + [(None, None)]
+    assert (len(run.tasks), run.paid, run.duplicates, run.orphan_warnings, run.lost) == (1, 1, 0, [], 0)
+    assert run.xcoms[("sync", -1, "return_value")] == run.task_ids[0]
     [(try_number, error_type, message)] = run.failure_messages("sync")
     assert (try_number, error_type) == (1, "MpsTransientError")
     assert re.fullmatch(
