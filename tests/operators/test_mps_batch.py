@@ -868,3 +868,16 @@ def test_a_batch_killed_mid_submission_keeps_every_task_id_in_flight_in_its_ledg
     assert {
         f"item {index}": entry["TaskId"] for index, entry in ((int(i), e) for i, e in ledger.items())
     } == created
+
+
+@needs_task_state_store
+def test_a_clear_of_a_successful_batch_returns_the_same_tasks_without_paying_again(mps_conn):
+    # [state_store] clear_on_success left at its default (False): the ledger outlives the success.
+    store = DictTaskStateStore()
+    prompts = ["a cat", "a dog"]
+    first = make_operator(requests=prompts).execute(make_context(store))
+
+    again = make_operator(requests=prompts).execute(make_context(store, try_number=2))
+
+    assert again == first
+    assert len(creates(mps_conn)) == 2
