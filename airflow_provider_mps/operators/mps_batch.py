@@ -287,7 +287,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         return status == SUBMITTED
 
     def is_job_succeeded(self, status: str) -> bool:
-        """Never: a batch that succeeded left no record to find (it is dropped on success)."""
+        """Never: a recorded batch (kept after success too) is re-attached to through ``is_job_active``."""
         return False
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
