@@ -133,3 +133,23 @@ def stored_job(external_id: JsonValue) -> dict[str, Any]:
     if isinstance(external_id, str):
         return {"TaskId": external_id, "RequestId": None, "Fingerprint": None}
     raise TypeError(f"The stored MPS job {external_id!r} holds no TaskId.")
+
+
+def stored_for_another_request(job: dict[str, Any], fingerprint: str, log: Any) -> bool:
+    """
+    Whether a stored job was created for another rendered request; if so, log that a new one is made.
+
+    A job stored without a fingerprint (by an earlier version of the provider) is trusted.
+
+    :param job: the :func:`stored_job`.
+    :param fingerprint: the fingerprint of this try's rendered request.
+    :param log: the operator's logger.
+    """
+    if job.get("Fingerprint") in (None, fingerprint):
+        return False
+    log.warning(
+        "MPS task %s from an earlier try was created for another request (the rendered fields changed "
+        "since); creating a new task for this request instead of returning that one.",
+        job["TaskId"],
+    )
+    return True

@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 #: XCom key of the ``CreateAigcImageTask`` RequestId (quote it in support cases).
 REQUEST_ID_XCOM_KEY = "request_id"
 
-#: Error codes (and their prefixes) of requests the service refuses as malformed: never retried.
-_REFUSED_REQUEST_CODES = ("InvalidParameter", "MissingParameter", "UnknownParameter")
-
 #: Status reported for a stored TaskId the service no longer knows (never an MPS status).
 _GONE = "NOT_FOUND"
 
@@ -67,18 +64,12 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     RequestId, with a fingerprint of the rendered request, are kept in the task's
     ``task_state_store`` as soon as the task is created, so a retried try of the same request picks
     up a task that is still running or ``DONE`` instead of paying for a second one; a ``FAIL``-ed or
-    vanished task, or one created for a request whose rendered fields changed since, is created
-    anew.  The record is left to Airflow's ``[state_store] clear_on_success`` (``False`` by
-    default): clearing a successful task returns the same task's TaskId and images without paying
-    again; with ``clear_on_success = True`` (or ``durable=False``) it generates a new image.  Before
-    Airflow 3.3 there is no store that survives a retry: a retry (``try_number`` above 1, a clear
-    included) fails at once rather than create and pay for a second task, unless
-    ``resubmit_on_retry=True``.
-
-    A create whose outcome is unknown (the request was sent, its answer lost, garbled, a 5xx page or
-    ``InternalError``) may have created a paid task whose TaskId is lost.  By default it is recorded
-    (in the ``task_state_store`` on Airflow 3.3+), logged as a WARNING naming the request, and the
-    task fails without Airflow retries, naming the request and ``resubmit_on_retry``.
+    vanished task, or one made for a request whose rendered fields changed, is created anew.  The
+    record is left to Airflow's ``[state_store] clear_on_success`` (``False`` by default: clearing a
+    successful task returns the same task).  Before Airflow 3.3 a retry (a clear included) fails at
+    once rather than pay for a second task, unless ``resubmit_on_retry=True``.  A create whose
+    outcome is unknown (answer lost, garbled, a 5xx page, ``InternalError``) fails the task without
+    Airflow retries, recorded and named (:mod:`~airflow_provider_mps.operators._possibly_created`).
 
     :param prompt: what to draw, at most 1000 characters; required unless ``image_infos`` is given.
     :param model_name: ``ModelName``, e.g. ``GEM``, ``Hunyuan``, ``Kling``; service default if None.
@@ -297,6 +288,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         # Imported here, as in get_job_status: parsing a DAG file does not need the exceptions.
         from airflow_provider_mps.exceptions import MpsApiError, MpsError
         from airflow_provider_mps.operators import _possibly_created as possibly
+        from airflow_provider_mps.operators._mps_batch import is_refused_request
 
         store, key = self._store(context), f"{self.external_id_key}.possibly_created"
         policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
@@ -305,7 +297,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         try:
             response = self.hook.submit_aigc_image_task(**self._request)
         except MpsError as error:
-            if isinstance(error, MpsApiError) and error.code.startswith(_REFUSED_REQUEST_CODES):
+            if isinstance(error, MpsApiError) and is_refused_request(error.code):
                 raise AirflowFailException(
                     f"{error} The service refused the request's parameters; the same request cannot "
                     "succeed on a retry, so the task fails without retrying."
@@ -329,15 +321,10 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         """Describe the stored task; a task the service no longer knows reports ``NOT_FOUND``."""
         from airflow_provider_mps.exceptions import MpsApiError
-        from airflow_provider_mps.operators._reattach import stored_job
+        from airflow_provider_mps.operators._reattach import stored_for_another_request, stored_job
 
         job = stored_job(external_id)
-        if job.get("Fingerprint") not in (None, self._fingerprint):
-            self.log.warning(
-                "MPS task %s from an earlier try was created for another request (the rendered fields "
-                "changed since); creating a new task for this request instead of returning that one.",
-                job["TaskId"],
-            )
+        if stored_for_another_request(job, self._fingerprint, self.log):
             return _SUPERSEDED
         try:
             result = self.hook.describe_aigc_image_task(job["TaskId"])
