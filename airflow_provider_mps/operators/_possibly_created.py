@@ -32,6 +32,7 @@ PROMPT_EXCERPT_LENGTH = 60
 #: The start of the WARNING logged for every create that may have paid for a task nobody knows.
 POSSIBLE_DUPLICATE_WARNING = "Possible duplicate"
 
+#: The last sentence of every error of this policy: how to opt in to paying twice.
 OPT_IN = (
     "To let retries send it again, accepting that each possibly created task is paid for (every possible "
     "duplicate is counted in the log), set resubmit_on_retry=True on the operator."
