@@ -8,8 +8,8 @@ installs all three.
 
 Sizes: ``MPS_DISTRIBUTED_SCALE=full`` runs the sizes of issue 13 (two batches of 300 prompts, 400
 deferred tasks); the default keeps the batches at 300 and runs 100 deferred tasks, so the whole
-target stays within about 8 minutes on the 2-core machine (each deferred task is two task starts
-on a worker, about 0.5 s of CPU each).
+target stays within about 7 minutes on the 2-core machine (each deferred task is two task starts
+on a worker, and the two workers start about one task instance per second).
 """
 
 from __future__ import annotations
