@@ -9,6 +9,7 @@ against the emulator are counted in ``tests/hooks/test_mps_shared_quota.py``.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import sys
 import threading
@@ -28,7 +29,7 @@ PASSWORD = "s3cr3t-redis-pass"
 QUOTA = SERVICE_QUOTA_PER_SECOND
 
 needs_limits = pytest.mark.skipif(
-    "limits" not in sys.modules and __import__("importlib").util.find_spec("limits") is None,
+    importlib.util.find_spec("limits") is None,
     reason="the limits library is not installed: install the provider's shared-quota extra",
 )
 
