@@ -1,8 +1,9 @@
 """
 How :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOperator` creates its tasks.
 
-* :class:`BatchLedger` keeps the TaskId of every created item in the ``task_state_store`` as it is
-  created, in chunks of :data:`LEDGER_CHUNK_SIZE` items, so a retried try re-attaches to them
+* :class:`~airflow_provider_mps.operators._mps_batch_ledger.BatchLedger` keeps, in the
+  ``task_state_store``, that each item is being sent before its create leaves and its TaskId once
+  it is created, so a retried try re-attaches to them and never resends an item in flight
   (Airflow 3.3+);
 * :class:`BatchSubmitter` sends the creates from a small thread pool through the process-wide rate
   limiter, retrying only the failures that certainly created nothing;
@@ -16,7 +17,6 @@ Nothing here imports the Tencent Cloud SDK.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -31,6 +31,7 @@ from airflow_provider_mps.operators._mps_batch import (
     is_batch_fatal,
     item_failure,
 )
+from airflow_provider_mps.operators._mps_batch_ledger import LEDGER_CHUNK_SIZE, LEDGER_KEY_PREFIX, BatchLedger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Mapping
@@ -41,124 +42,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: task_state_store key prefix; chunk ``c`` of the ledger lives under ``"<prefix>.<c>"``.
-LEDGER_KEY_PREFIX = "mps_aigc_image_batch"
-#: Items per ledger chunk: a chunk stays far below Airflow's 64 KB per-value guideline.
-LEDGER_CHUNK_SIZE = 100
 #: Creates in flight at once; matches the SDK's HTTP connection pool (10), so keep-alive holds.
 SUBMIT_THREADS = 10
 #: Retries of a create that certainly created nothing (quota refusal, connection never made).
 CREATE_RETRY_LIMIT = 5
 #: Backoff scale of those retries, in seconds.
 CREATE_RETRY_DELAY = 1.0
-
-
-# -- the task_state_store ledger --------------------------------------------------------------
-
-
-class BatchLedger:
-    """
-    What each item's create produced, kept in the ``task_state_store`` as it happens.
-
-    Item ``i`` lives in chunk ``i // LEDGER_CHUNK_SIZE`` under the key ``"<prefix>.<chunk>"``, as
-    ``{"<i>": entry}``; an entry holds the fingerprint ``f`` of the request it was made for and
-    either ``TaskId`` / ``RequestId`` (created; ``Status`` once it is known to have failed) or
-    ``PossiblyCreated`` (the create failed after it may have reached the service; with ``At``,
-    ``Prompt`` and ``Count``, how many creates of the item may have created a task).  Every write
-    rewrites one chunk (at most ~15 KB), so storing N items costs N small writes; writes come from
-    the threads sending the creates, one at a time.
-
-    :param store: the task's ``task_state_store`` accessor.
-    :param count: how many items the batch has.
-    """
-
-    def __init__(self, store: Any, count: int) -> None:
-        self._store = store
-        self._count = count
-        self._chunks: dict[int, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def key(chunk: int) -> str:
-        """The task_state_store key of ``chunk``."""
-        return f"{LEDGER_KEY_PREFIX}.{chunk}"
-
-    @property
-    def chunk_count(self) -> int:
-        """How many chunks a batch of this size spans."""
-        return math.ceil(self._count / LEDGER_CHUNK_SIZE)
-
-    def _chunk(self, chunk: int) -> dict[str, Any]:
-        if chunk not in self._chunks:
-            stored = self._store.get(self.key(chunk))
-            self._chunks[chunk] = dict(stored) if isinstance(stored, dict) else {}
-        return self._chunks[chunk]
-
-    def load(self, fingerprints: list[str]) -> dict[int, dict[str, Any]]:
-        """
-        Return the stored entries of items whose request is unchanged, by item index.
-
-        :param fingerprints: the :func:`fingerprint` of each current item.
-        """
-        entries: dict[int, dict[str, Any]] = {}
-        for chunk in range(self.chunk_count):
-            for key, entry in self._chunk(chunk).items():
-                index = int(key) if key.isdigit() else -1
-                unchanged = 0 <= index < len(fingerprints) and isinstance(entry, dict)
-                if unchanged and entry.get("f") == fingerprints[index]:
-                    entries[index] = entry
-        return entries
-
-    def record(self, index: int, fingerprint_: str, **entry: Any) -> None:
-        """Store ``entry`` for item ``index`` at once (one write of its chunk); safe from any thread."""
-        chunk = index // LEDGER_CHUNK_SIZE
-        with self._lock:
-            values = self._chunk(chunk)
-            values[str(index)] = {"f": fingerprint_, **entry}
-            self._store.set(self.key(chunk), dict(values))
-
-    def record_possibly_created(self, index: int, fingerprint_: str, entry: dict[str, Any]) -> int:
-        """
-        Store that item ``index``'s create may have created a task; return how many of its creates may have.
-
-        :param index: the item.
-        :param fingerprint_: the item's request fingerprint.
-        :param entry: the :func:`~airflow_provider_mps.operators._possibly_created.possibly_created_entry`.
-        """
-        chunk = index // LEDGER_CHUNK_SIZE
-        with self._lock:
-            earlier = self._chunk(chunk).get(str(index))
-            count = 1
-            if (
-                isinstance(earlier, dict)
-                and earlier.get("f") == fingerprint_
-                and earlier.get("PossiblyCreated")
-            ):
-                count += int(earlier.get("Count") or 1)
-        self.record(
-            index,
-            fingerprint_,
-            PossiblyCreated=True,
-            Code=entry["Code"],
-            Message=entry["Message"],
-            RequestId=entry["RequestId"],
-            At=entry["At"],
-            Prompt=entry["Prompt"],
-            Count=count,
-        )
-        return count
-
-    def mark_failed(self, statuses: Mapping[int, str]) -> None:
-        """Record that items' tasks ended without images, so a retry creates them anew."""
-        changed: set[int] = set()
-        for index, status in statuses.items():
-            chunk = index // LEDGER_CHUNK_SIZE
-            entry = self._chunk(chunk).get(str(index))
-            if isinstance(entry, dict) and "TaskId" in entry:
-                self._chunks[chunk][str(index)] = {**entry, "Status": status}
-                changed.add(chunk)
-        for chunk in sorted(changed):
-            self._store.set(self.key(chunk), dict(self._chunks[chunk]))
 
 
 # -- submission -------------------------------------------------------------------------------
@@ -203,6 +92,8 @@ class BatchSubmitter:
     :param retry_delay: the backoff scale of those retries, in seconds.
     :param on_outcome: called with each create's outcome on the thread that sent it, before the
         outcome is yielded: what it records survives a main thread that stops iterating.
+    :param on_sending: called with an item's index on the thread about to send its create, right
+        before each send: what it records survives a process killed while the create is in flight.
     """
 
     def __init__(
@@ -215,6 +106,7 @@ class BatchSubmitter:
         retry_limit: int = CREATE_RETRY_LIMIT,
         retry_delay: float = CREATE_RETRY_DELAY,
         on_outcome: Callable[[CreateOutcome], None] | None = None,
+        on_sending: Callable[[int], None] | None = None,
     ) -> None:
         self._hook = hook
         self._limiter = limiter
@@ -224,6 +116,7 @@ class BatchSubmitter:
         self._retry_delay = retry_delay
         self._stopped = threading.Event()
         self._on_outcome = on_outcome
+        self._on_sending = on_sending
 
     def stop(self) -> None:
         """Send nothing more; items not yet sent are reported with ``submitted=False``."""
@@ -257,6 +150,8 @@ class BatchSubmitter:
             self._limiter.acquire()
             if self._stopped.is_set():
                 return CreateOutcome(index, submitted=False)
+            if self._on_sending is not None:
+                self._on_sending(index)
             try:
                 return CreateOutcome(index, response=self._hook.submit_aigc_image_task(**request))
             except MpsError as error:
@@ -344,6 +239,10 @@ def submit_batch(
         possibly_created_entry,
     )
 
+    def sending(index: int) -> None:
+        if ledger is not None:
+            ledger.record_sending(index, fingerprints[index], to_create[index])
+
     def keep(outcome: CreateOutcome) -> None:
         index = outcome.index
         if outcome.response is not None:
@@ -353,8 +252,10 @@ def submit_batch(
             entry = possibly_created_entry(outcome.error, to_create[index], fingerprints[index])
             outcome.possibly_created = entry
             outcome.count = ledger.record_possibly_created(index, fingerprints[index], entry) if ledger else 1
+        elif ledger is not None:
+            ledger.record_not_created(index, fingerprints[index])
 
-    submitter = BatchSubmitter(hook, limiter, to_create, on_outcome=keep)
+    submitter = BatchSubmitter(hook, limiter, to_create, on_outcome=keep, on_sending=sending)
     progress = ProgressLog(len(to_create))
     consecutive = 0
     outcomes = submitter.__iter__()
@@ -405,3 +306,13 @@ def _take(outcome: CreateOutcome, run: BatchRun, consecutive: int, logger: Any, 
             f"network errors, the last at requests[{index}]."
         )
     return consecutive
+
+
+__all__ = [
+    "LEDGER_CHUNK_SIZE",
+    "LEDGER_KEY_PREFIX",
+    "BatchLedger",
+    "BatchSubmitter",
+    "CreateOutcome",
+    "submit_batch",
+]

@@ -460,14 +460,19 @@ def test_the_ledger_is_written_as_each_item_is_created_in_chunks(mps_conn):
 
     task_ids = make_operator(requests=[f"item {n}" for n in range(count)], rate_limit=1000).execute(context)
 
-    # One write per created item, each rewriting only that item's chunk; then ResumableJobMixin
-    # stores the batch's summary, once every item was sent.
-    assert len(writes) == count + 1
+    # Each item is written before its create leaves (being sent) and once it returns (its TaskId),
+    # each write rewriting only that item's chunk; a write carries every change made while the one
+    # before it was under way.  Then ResumableJobMixin stores the batch's summary.
+    assert count + 1 <= len(writes) <= 2 * count + 1
     assert writes[-1] == ("mps_aigc_image_batch.submitted", {"Items": count})
     assert sorted({key for key, _ in writes[:-1]}) == ["mps_aigc_image_batch.0", "mps_aigc_image_batch.1"]
-    assert [len(value) for key, value in writes if key.endswith(".0")] == list(
-        range(1, LEDGER_CHUNK_SIZE + 1)
-    )
+    for n in (0, 57, LEDGER_CHUNK_SIZE + 4):
+        seen = [value[str(n)] for key, value in writes[:-1] if str(n) in value]
+        assert (seen[0]["Sending"], seen[0]["Code"]) == (True, "ClientError.TryEnded")
+        assert seen[-1]["TaskId"] == task_ids[n]
+    assert sorted([value for key, value in writes if key.endswith(".0")][-1], key=int) == [
+        str(n) for n in range(LEDGER_CHUNK_SIZE)
+    ]
     last_chunk = [value for key, value in writes if key.endswith(".1")][-1]
     assert sorted(last_chunk, key=int) == [str(n) for n in range(LEDGER_CHUNK_SIZE, count)]
     from airflow_provider_mps.validation import build_aigc_image_request

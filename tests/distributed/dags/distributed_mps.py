@@ -49,6 +49,9 @@ def batch_dag(queue: str) -> None:
             deferrable=True,
             poll_interval=2,
             timeout=900,
+            # A worker killed mid-batch leaves at most one item per submit thread possibly created
+            # (sent, answer never recorded): the retry names them as failures rather than pay twice.
+            max_failed_items=10,
             **RETRIES,
         )
 
