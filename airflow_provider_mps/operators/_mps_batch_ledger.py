@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 LEDGER_KEY_PREFIX = "mps_aigc_image_batch"
 #: Items per ledger chunk: a chunk stays far below Airflow's 64 KB per-value guideline.
 LEDGER_CHUNK_SIZE = 100
-#: The code of an item whose create was being sent when its try ended.
-SENDING_CODE = "ClientError.TryEnded"
 
 
 class BatchLedger:
@@ -133,7 +131,11 @@ class BatchLedger:
 
         :param request: the hook keyword arguments of the create (only the prompt's start is kept).
         """
-        from airflow_provider_mps.operators._possibly_created import prompt_excerpt
+        from airflow_provider_mps.operators._possibly_created import (
+            SENDING_CODE,
+            SENDING_MESSAGE,
+            prompt_excerpt,
+        )
 
         def sending(earlier: Any) -> dict[str, Any]:
             if self._is_sending(earlier):  # sent again by this try after a refusal that created nothing
@@ -144,7 +146,7 @@ class BatchLedger:
                 "PossiblyCreated": True,
                 "Sending": True,
                 "Code": SENDING_CODE,
-                "Message": "the try ended while this create was being sent, before its answer was recorded",
+                "Message": SENDING_MESSAGE,
                 "RequestId": None,
                 "At": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
                 "Prompt": prompt_excerpt(request.get("prompt")),

@@ -19,6 +19,7 @@ retryable, as before.  Nothing here imports the Tencent Cloud SDK.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -37,6 +38,12 @@ OPT_IN = (
     "To let retries send it again, accepting that each possibly created task is paid for (every possible "
     "duplicate is counted in the log), set resubmit_on_retry=True on the operator."
 )
+
+
+#: The code recorded for a create that was being sent when its try ended (the worker was killed).
+SENDING_CODE = "ClientError.TryEnded"
+#: What such a record says happened.
+SENDING_MESSAGE = "the try ended while this create was being sent, before its answer was recorded"
 
 
 def prompt_excerpt(prompt: object) -> str:
@@ -94,6 +101,49 @@ def record_entry(store: Any, key: str, entry: dict[str, Any]) -> int:
     entries = [*stored_entries(store, key), entry]
     store.set(key, entries)
     return sum(earlier.get("Fingerprint") == entry["Fingerprint"] for earlier in entries)
+
+
+def record_sending(store: Any, key: str, request: dict[str, Any], fingerprint: str) -> dict[str, Any] | None:
+    """
+    Before a create leaves: record it as possibly created until its outcome is known.
+
+    A worker killed while the create is in flight, or before its TaskId is stored, leaves this
+    record, so the next try refuses to send the request again (:func:`check_earlier_creates`)
+    instead of paying twice.  :func:`take_back_sending` removes it once the outcome is known.
+    Returns the record (``None`` without a store).
+
+    :param store: the ``task_state_store`` (``None``: nothing is recorded).
+    :param key: where the records are kept.
+    :param request: the hook keyword arguments of the create (only the prompt's start is kept).
+    :param fingerprint: the request's fingerprint.
+    """
+    if store is None:
+        return None
+    entry = {
+        "At": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "RequestId": None,
+        "Code": SENDING_CODE,
+        "Message": SENDING_MESSAGE,
+        "Prompt": prompt_excerpt(request.get("prompt")),
+        "Fingerprint": fingerprint,
+        "Sending": uuid.uuid4().hex[:12],
+    }
+    store.set(key, [*stored_entries(store, key), entry])
+    return entry
+
+
+def take_back_sending(store: Any, key: str, entry: dict[str, Any] | None) -> None:
+    """Remove the :func:`record_sending` record ``entry``: its create's outcome is known."""
+    if store is None or entry is None:
+        return
+    entries = stored_entries(store, key)
+    kept = [earlier for earlier in entries if earlier.get("Sending") != entry["Sending"]]
+    if len(kept) == len(entries):
+        return
+    if kept:
+        store.set(key, kept)
+    else:
+        store.delete(key)
 
 
 def log_possible_duplicate(log: Any, entry: dict[str, Any], count: int, *, where: str = "") -> None:

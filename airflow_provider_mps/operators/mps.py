@@ -293,10 +293,13 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         store, key = self._store(context), f"{self.external_id_key}.possibly_created"
         policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
         possibly.check_earlier_creates(fingerprint=self._fingerprint, **policy)
+        # Written ahead: a worker killed before the TaskId is stored leaves this record behind.
+        sending = possibly.record_sending(store, key, self._request, self._fingerprint)
         # The hook logs the TaskId and RequestId, and warns when a failed create may have created a task.
         try:
             response = self.hook.submit_aigc_image_task(**self._request)
         except MpsError as error:
+            possibly.take_back_sending(store, key, sending)
             if isinstance(error, MpsApiError) and is_refused_request(error.code):
                 raise AirflowFailException(
                     f"{error} The service refused the request's parameters; the same request cannot "
@@ -314,6 +317,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         if store is not None:
             # At once: ResumableJobMixin stores it too, but only after this method returned.
             store.set(self.external_id_key, job)
+        possibly.take_back_sending(store, key, sending)
         self._job = job
         context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=response["RequestId"])
         return job

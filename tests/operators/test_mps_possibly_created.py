@@ -210,12 +210,49 @@ def test_the_task_id_is_stored_as_soon_as_the_create_returns(mps_conn):
         DiesBeforeTheMixinStoresIt(task_id="create", prompt="a cat").execute(make_context(store))
 
     [created] = mps_conn.tasks()
-    assert writes == [
+    # The create is recorded as being sent before it leaves, then its TaskId is stored at once,
+    # and the being-sent record is taken back.
+    [sending] = writes[0][1]
+    assert (writes[0][0], sending["Code"], sending["Prompt"]) == (
+        POSSIBLY_CREATED_KEY,
+        "ClientError.TryEnded",
+        "'a cat'",
+    )
+    assert writes[1:] == [
         (
             STATE_KEY,
             stored_job({"TaskId": created["TaskId"], "RequestId": mps_conn.requests()[0]["RequestId"]}),
         )
     ]
+    assert POSSIBLY_CREATED_KEY not in store.values
+
+
+class Killed(BaseException):
+    """The process dying (not an Exception: nothing in the operator catches it)."""
+
+
+@needs_task_state_store
+def test_a_worker_killed_before_the_task_id_is_stored_makes_the_retry_refuse_to_pay_again(mps_conn):
+    class StoreOfAKilledWorker(DictTaskStateStore):
+        def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+            if key == STATE_KEY:  # the service answered; the worker dies before the answer is kept
+                raise Killed("The worker was killed after the service answered the create.")
+            super().set(key, value)
+
+    store = StoreOfAKilledWorker()
+    with pytest.raises(Killed):
+        make_operator(prompt="a cat").execute(make_context(store))
+    [created] = mps_conn.tasks()
+
+    with pytest.raises(AirflowFailException) as raised:
+        make_operator(prompt="a cat").execute(make_context(DictTaskStateStore(store.values), try_number=2))
+
+    assert [task["TaskId"] for task in mps_conn.tasks()] == [created["TaskId"]]
+    assert str(raised.value).startswith(
+        "An earlier try's CreateAigcImageTask of this same request, sent around "
+    )
+    assert "prompt 'a cat'" in str(raised.value)
+    assert str(raised.value).endswith(OPT_IN)
 
 
 @needs_task_state_store
