@@ -78,8 +78,20 @@ def rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-async def run_triggers(triggers: list[Any], peak: list[int]) -> list[tuple[float, dict[str, Any]]]:
-    """Run ``triggers`` in this loop until each fires; return (time fired, payload) per trigger."""
+#: How often the event-loop watchdog wakes; its lateness is the loop's lag.
+LAG_TICK = 0.1
+
+
+async def run_triggers(
+    triggers: list[Any], peak: list[int], lag: list[float]
+) -> list[tuple[float, dict[str, Any]]]:
+    """
+    Run ``triggers`` in this loop until each fires; return (time fired, payload) per trigger.
+
+    :param peak: holds the highest RSS sampled, in bytes.
+    :param lag: holds the worst lateness of a :data:`LAG_TICK` watchdog sleep, in seconds: how
+        long the loop was held by something else (the figure a triggerer's heartbeat suffers).
+    """
 
     async def one(trigger: Any) -> tuple[float, dict[str, Any]]:
         try:
@@ -94,11 +106,18 @@ async def run_triggers(triggers: list[Any], peak: list[int]) -> list[tuple[float
             peak[0] = max(peak[0], rss())
             await asyncio.sleep(0.5)
 
-    sampler = asyncio.create_task(sample())
+    async def watchdog() -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(LAG_TICK)
+            lag[0] = max(lag[0], time.monotonic() - before - LAG_TICK)
+
+    samplers = [asyncio.create_task(sample()), asyncio.create_task(watchdog())]
     try:
         return list(await asyncio.gather(*(one(trigger) for trigger in triggers)))
     finally:
-        sampler.cancel()
+        for sampler in samplers:
+            sampler.cancel()
 
 
 def phase(
@@ -155,9 +174,9 @@ def phase(
         forcer = subprocess.Popen(
             [sys.executable, "-m", "bench.waiting", "--force-schedule", str(plan)], cwd=REPO_ROOT
         )
-        peak = [baseline]
+        peak, lag = [baseline], [0.0]
         try:
-            fired = asyncio.run(run_triggers(triggers, peak))
+            fired = asyncio.run(run_triggers(triggers, peak, lag))
         finally:
             forcer.wait(timeout=spread + delay + 120)
         done_at = json.loads(result.read_text())
@@ -199,6 +218,15 @@ def phase(
     figures.record(f"{name}.rss_growth_mb", (peak[0] - baseline) / 2**20, "MB")
     # Sampled every 0.5 s: a short peak between samples is missed, so this is a lower bound.
     figures.record(f"{name}.rss_per_task_kb", (peak[0] - baseline) / count / 1024, "KB")
+    figures.record(f"{name}.event_loop_lag_max_s", lag[0], "s")
+    # The physical limit: one describe per task at the quota, so a round of N tasks takes N / 20 s.
+    bound = max(poll_interval, count / QUOTA) + 1.0
+    figures.ratio(
+        f"{name}.latency_max_over_physical_bound",
+        ordered[-1] / bound,
+        1.0,
+        what=f"worst detection latency / (max(poll interval, N / {QUOTA:g} s) + 1 s), N = {count}",
+    )
     figures.ratio(
         f"{name}.latency_max_over_poll_interval_plus_1s",
         ordered[-1] / (poll_interval + 1.0),
