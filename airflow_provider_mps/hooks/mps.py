@@ -35,6 +35,7 @@ from airflow_provider_mps.hooks._mps_errors import (
     is_retryable_describe_error,
 )
 from airflow_provider_mps.hooks._mps_requests import DeadlineReached, MpsRequestHook
+from airflow_provider_mps.utils.prompt import prompt_excerpt
 
 
 class MpsAigcImageTaskStatus(str, Enum):
@@ -62,19 +63,6 @@ TERMINAL_STATUSES: frozenset[MpsAigcImageTaskStatus] = frozenset(
 #: Terminal statuses that mean the images are ready.
 SUCCESS_STATUSES: frozenset[MpsAigcImageTaskStatus] = frozenset({MpsAigcImageTaskStatus.DONE})
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
-
-
-#: Characters of the prompt quoted in the orphan-task WARNING, to find the task in the console.
-PROMPT_EXCERPT_LENGTH = 60
-
-
-def _excerpt(prompt: object) -> str:
-    """Quote the start of ``prompt`` (at most :data:`PROMPT_EXCERPT_LENGTH` characters) for a log."""
-    if not isinstance(prompt, str) or not prompt:
-        return "(none)"
-    if len(prompt) > PROMPT_EXCERPT_LENGTH:
-        return repr(prompt[: PROMPT_EXCERPT_LENGTH - 3] + "...")
-    return repr(prompt)
 
 
 class MpsHook(MpsRequestHook):
@@ -192,7 +180,7 @@ class MpsHook(MpsRequestHook):
                     params.get("ModelName", "(default)"),
                     error,
                     time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-                    _excerpt(params.get("Prompt")),
+                    prompt_excerpt(params.get("Prompt")),
                 )
             raise
         self.log.info("Created MPS AIGC image task %s (RequestId %s).", result["TaskId"], result["RequestId"])

@@ -131,11 +131,8 @@ class BatchLedger:
 
         :param request: the hook keyword arguments of the create (only the prompt's start is kept).
         """
-        from airflow_provider_mps.operators._possibly_created import (
-            SENDING_CODE,
-            SENDING_MESSAGE,
-            prompt_excerpt,
-        )
+        from airflow_provider_mps.operators._possibly_created import SENDING_CODE, SENDING_MESSAGE
+        from airflow_provider_mps.utils.prompt import prompt_excerpt
 
         def sending(earlier: Any) -> dict[str, Any]:
             if self._is_sending(earlier):  # sent again by this try after a refusal that created nothing

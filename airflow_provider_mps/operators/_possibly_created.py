@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_mps.utils.prompt import prompt_excerpt
+
 if TYPE_CHECKING:
     from airflow_provider_mps.exceptions import MpsError
 
-#: Characters of the prompt kept in a record and quoted in messages (the hook's orphan WARNING's).
-PROMPT_EXCERPT_LENGTH = 60
 
 #: The start of the WARNING logged for every create that may have paid for a task nobody knows.
 POSSIBLE_DUPLICATE_WARNING = "Possible duplicate"
@@ -44,15 +44,6 @@ OPT_IN = (
 SENDING_CODE = "ClientError.TryEnded"
 #: What such a record says happened.
 SENDING_MESSAGE = "the try ended while this create was being sent, before its answer was recorded"
-
-
-def prompt_excerpt(prompt: object) -> str:
-    """Quote the start of ``prompt`` (at most :data:`PROMPT_EXCERPT_LENGTH` characters)."""
-    if not isinstance(prompt, str) or not prompt:
-        return "(none)"
-    if len(prompt) > PROMPT_EXCERPT_LENGTH:
-        return repr(prompt[: PROMPT_EXCERPT_LENGTH - 3] + "...")
-    return repr(prompt)
 
 
 def possibly_created_entry(error: MpsError, request: dict[str, Any], fingerprint: str) -> dict[str, Any]:
