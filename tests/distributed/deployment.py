@@ -197,26 +197,7 @@ class DistributedCluster(AirflowCluster):
 
     def start(self, *, timeout: float = 240.0) -> None:
         """Migrate PostgreSQL, start every component of :data:`COMMANDS`, wait until healthy."""
-        for directory in (self.home, self.dags_folder, self.log_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-        for source in self.dag_sources:
-            if source.is_dir():
-                shutil.copytree(
-                    source, self.dags_folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
-                )
-            else:
-                shutil.copy2(source, self.dags_folder / source.name)
-        migrate = subprocess.run(
-            ["airflow", "db", "migrate"],
-            env=self.env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=400,
-            check=False,
-        )
-        if migrate.returncode != 0:
-            raise ClusterError(f"airflow db migrate failed ({migrate.returncode}):\n{migrate.stderr[-4000:]}")
+        self.prepare(migrate_timeout=400)
         # The triggerers start one after the other, so each one's job id is known (the API names the
         # triggerer of a deferred task by its job id only).
         for component in COMMANDS:

@@ -156,6 +156,13 @@ class AirflowCluster:
 
         :param timeout: seconds allowed for the components to become healthy after migration.
         """
+        self.prepare()
+        for component in COMPONENTS:
+            self.start_component(component)
+        self.wait_until_healthy(timeout=timeout)
+
+    def prepare(self, *, migrate_timeout: float = 300.0) -> None:
+        """Create the folders, copy the DAG files in and migrate the metadata database."""
         for directory in (self.home, self.dags_folder, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
         for source in self.dag_sources:
@@ -174,14 +181,11 @@ class AirflowCluster:
             cwd=self.root,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=migrate_timeout,
             check=False,
         )
         if migrate.returncode != 0:
             raise ClusterError(f"airflow db migrate failed ({migrate.returncode}):\n{migrate.stderr[-4000:]}")
-        for component in COMPONENTS:
-            self.start_component(component)
-        self.wait_until_healthy(timeout=timeout)
 
     def start_component(self, component: str) -> None:
         """Start ``component`` (one of :data:`COMPONENTS`) in its own process group."""
