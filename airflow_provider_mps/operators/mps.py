@@ -309,6 +309,11 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
                 error, request=self._request, fingerprint=self._fingerprint, **policy
             )
             raise
+        except Exception:
+            # Not the SDK's: the hook failed before sending (no such connection, a bad one), which
+            # stays retryable.  A kill or a task timeout (BaseException) leaves the record.
+            possibly.take_back_sending(store, key, sending)
+            raise
         job: dict[str, Any] = {
             "TaskId": response["TaskId"],
             "RequestId": response["RequestId"],
