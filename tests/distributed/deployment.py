@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +164,8 @@ class DistributedCluster(AirflowCluster):
     :param triggerer_capacity: the most triggers one triggerer runs (below the total, both get some).
     """
 
+    commands = COMMANDS
+
     def __init__(
         self,
         root: Path,
@@ -235,22 +236,6 @@ class DistributedCluster(AirflowCluster):
             self.triggerer_jobs[component] = self._new_triggerer_job(timeout=120)
         else:
             self.start_component(component)
-
-    def start_component(self, component: str) -> None:
-        """Start ``component`` (a key of :data:`COMMANDS`) in its own process group."""
-        log_path = self.log_dir / f"{component}.log"
-        with log_path.open("ab") as log_file:
-            log_file.write(f"\n===== starting {component} at {time.time():.3f} =====\n".encode())
-            log_file.flush()
-            self._procs[component] = subprocess.Popen(
-                ["airflow", *COMMANDS[component]],
-                env=self.env,
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
 
     def running(self) -> list[str]:
         """The components running now."""

@@ -187,14 +187,17 @@ class AirflowCluster:
         if migrate.returncode != 0:
             raise ClusterError(f"airflow db migrate failed ({migrate.returncode}):\n{migrate.stderr[-4000:]}")
 
+    #: The ``airflow`` command of each component (a subclass runs other components).
+    commands: dict[str, tuple[str, ...]] = COMMANDS
+
     def start_component(self, component: str) -> None:
-        """Start ``component`` (one of :data:`COMPONENTS`) in its own process group."""
+        """Start ``component`` (a key of :attr:`commands`) in its own process group."""
         log_path = self.log_dir / f"{component}.log"
         with log_path.open("ab") as log_file:
             log_file.write(f"\n===== starting {component} at {time.time():.3f} =====\n".encode())
             log_file.flush()
             self._procs[component] = subprocess.Popen(
-                ["airflow", *COMMANDS[component]],
+                ["airflow", *self.commands[component]],
                 env=self.env,
                 cwd=self.root,
                 stdin=subprocess.DEVNULL,
