@@ -60,7 +60,7 @@ NEWEST_LINE_ONLY = {
 UNIT_MARKERS = "not integration and not heavy"
 #: The unit suite runs in four pytest-xdist workers, one module per worker at a time.  Most of its
 #: time is spent waiting (poll intervals, retry delays, the rate limiter, the emulator's task
-#: durations), not computing: run alone on two cores it used 4 minutes of CPU in 9.  Each worker
+#: durations), not computing: in two workers it used 4 minutes of CPU in 9 of wall time.  Each worker
 #: has its own Airflow home, database and emulator (``tests/conftest.py``).
 UNIT_WORKERS = ["-n", "4", "--dist", "loadfile"]
 E2E_TEST = "tests/matrix/test_user_dag_end_to_end.py"
