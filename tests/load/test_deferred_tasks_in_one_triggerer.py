@@ -34,6 +34,7 @@ import pytest
 from airflow_provider_mps.emulator.pytest_plugin import CONNECTION_ENV, EmulatorHandle
 from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
 from tests.load.conftest import LOAD_REPORT
+from tests.windows import max_in_any_window
 
 QUOTA = 20
 DESCRIBE = "DescribeAigcImageTask"
@@ -74,17 +75,6 @@ class LoadRun:
     @property
     def busiest_second(self) -> int:
         return max_in_any_window([request["Time"] for request in self.describes])
-
-
-def max_in_any_window(times: list[float], window: float = 1.0) -> int:
-    """The most timestamps inside any half-open interval ``[t, t + window)``."""
-    times = sorted(times)
-    most, start = 0, 0
-    for end, time_ in enumerate(times):
-        while time_ - times[start] >= window:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def _create_tasks(emulator: EmulatorHandle, count: int) -> list[str]:

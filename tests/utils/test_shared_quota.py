@@ -22,6 +22,7 @@ from airflow_provider_mps.exceptions import MpsInvalidParameterError, MpsNetwork
 from airflow_provider_mps.utils import shared_quota
 from airflow_provider_mps.utils.rate_limit import RateLimiter, clear_rate_limiters, process_rate_limiter
 from tests.utils.redis_server import MISSING_REASON, RedisServer, redis_server_binary
+from tests.windows import max_in_any_window
 
 CREATE, DESCRIBE = "CreateAigcImageTask", "DescribeAigcImageTask"
 URI_ENV = "AIRFLOW__TENCENTCLOUD_MPS__QUOTA_STORAGE_URI"
@@ -34,15 +35,8 @@ needs_limits = pytest.mark.skipif(
 )
 
 
-def busiest_window(times: list[float], length: float = 1.0) -> int:
-    """The most of ``times`` inside any half-open window ``[t, t + length)`` starting at one of them."""
-    ordered = sorted(times)
-    most, start = 0, 0
-    for end, moment in enumerate(ordered):
-        while moment - ordered[start] >= length:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
+#: The most of some times inside any one-second window (used by the other quota suites too).
+busiest_window = max_in_any_window
 
 
 @pytest.fixture(autouse=True)
