@@ -1,13 +1,16 @@
-"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+"""
+Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+Airflow loads this entry point before anything else of the provider, often while Airflow itself is
+still being imported, so this module imports nothing and returns a literal, as the official
+providers' ``get_provider_info.py`` do.  The connection form is declared here once;
+:mod:`airflow_provider_mps.hooks._mps_connection_form` reads it from this dict for the hook.
+``tests/test_provider_info.py`` checks the version and the quota against the package's constants.
+"""
 
 from __future__ import annotations
 
 from typing import Any
-
-from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND, __version__
-from airflow_provider_mps.hooks._mps_connection_form import CONN_FIELDS, CONNECTION_TYPE, UI_FIELD_BEHAVIOUR
-
-INTEGRATION_NAME = "Tencent Cloud MPS"
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -16,24 +19,24 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-tencentcloud-mps",
         "name": "Tencent Cloud MPS",
         "description": (
-            "`Tencent Cloud Media Processing Service (MPS) <https://cloud.tencent.com/product/mps>`__ "
-            "AIGC image generation: create image tasks, wait for them (deferrable), and copy the "
-            "generated images to any object storage.\n"
+            "`Tencent Cloud Media Processing Service (MPS) <https://cloud.tencent.com/product/mps>`__ AIGC "
+            "image generation: create image tasks, wait for them (deferrable), and copy the generated images "
+            "to any object storage.\n"
         ),
-        "versions": [__version__],
+        "versions": ["0.1.0"],
         "integrations": [
             {
-                "integration-name": INTEGRATION_NAME,
+                "integration-name": "Tencent Cloud MPS",
                 "external-doc-url": "https://cloud.tencent.com/document/product/862",
                 "tags": ["service"],
             }
         ],
         "hooks": [
-            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.hooks.mps"]},
+            {"integration-name": "Tencent Cloud MPS", "python-modules": ["airflow_provider_mps.hooks.mps"]},
         ],
         "operators": [
             {
-                "integration-name": INTEGRATION_NAME,
+                "integration-name": "Tencent Cloud MPS",
                 "python-modules": [
                     "airflow_provider_mps.operators.mps",
                     "airflow_provider_mps.operators.mps_batch",
@@ -41,14 +44,17 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "sensors": [
-            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.sensors.mps"]},
+            {"integration-name": "Tencent Cloud MPS", "python-modules": ["airflow_provider_mps.sensors.mps"]},
         ],
         "triggers": [
-            {"integration-name": INTEGRATION_NAME, "python-modules": ["airflow_provider_mps.triggers.mps"]},
+            {
+                "integration-name": "Tencent Cloud MPS",
+                "python-modules": ["airflow_provider_mps.triggers.mps"],
+            },
         ],
         "transfers": [
             {
-                "source-integration-name": INTEGRATION_NAME,
+                "source-integration-name": "Tencent Cloud MPS",
                 "target-integration-name": "Common IO",
                 "python-module": "airflow_provider_mps.transfers.mps_to_object_storage",
             }
@@ -58,11 +64,71 @@ def get_provider_info() -> dict[str, Any]:
         # get_ui_field_behaviour() build the same form.
         "connection-types": [
             {
-                "connection-type": CONNECTION_TYPE,
+                "connection-type": "tencentcloud_mps",
                 "hook-class-name": "airflow_provider_mps.hooks.mps.MpsHook",
                 "hook-name": "Tencent Cloud MPS",
-                "conn-fields": CONN_FIELDS,
-                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
+                # Extras shown as form fields (stored in the connection's ``extra`` JSON under these names).
+                "conn-fields": {
+                    "region": {
+                        "label": "Region",
+                        "description": (
+                            "Tencent Cloud region of the MPS API, e.g. ap-guangzhou (the default)."
+                        ),
+                        "schema": {
+                            "type": ["string", "null"],
+                            "default": "ap-guangzhou",
+                            # Tencent Cloud region names: ap-guangzhou, na-siliconvalley, ap-shanghai-fsi.
+                            "pattern": r"^[a-z]{2,}-[a-z]+(-[a-z0-9]+)*$",
+                        },
+                    },
+                    "endpoint": {
+                        "label": "Endpoint URL",
+                        "description": (
+                            "Full URL of the MPS API with scheme. Default https://mps.tencentcloudapi.com; "
+                            "http://127.0.0.1:9100 for the local emulator."
+                        ),
+                        "schema": {"type": ["string", "null"], "format": "url"},
+                    },
+                    "token": {
+                        "label": "Session token",
+                        "description": (
+                            "Token of temporary credentials (STS); leave empty for permanent API keys."
+                        ),
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "request_timeout": {
+                        "label": "Request timeout (seconds)",
+                        "description": "Seconds one HTTP request to the API may take. Default 60.",
+                        "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
+                    },
+                    "proxy": {
+                        "label": "Proxy URL",
+                        "description": "HTTP(S) proxy for API calls, e.g. http://proxy.example.com:3128.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "language": {
+                        "label": "Error message language",
+                        "description": "Language of the service's error messages: en-US (default) or zh-CN.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "default": "en-US",
+                            "enum": ["en-US", "zh-CN"],
+                        },
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "host"],
+                    "relabeling": {"login": "SecretId", "password": "SecretKey"},
+                    "placeholders": {
+                        "login": "AKID... (empty: use the Tencent Cloud credential chain)",
+                        "password": "SecretKey of the API key",
+                        "region": "ap-guangzhou",
+                        "endpoint": "https://mps.tencentcloudapi.com",
+                        "request_timeout": "60",
+                        "proxy": "http://proxy.example.com:3128",
+                        "language": "en-US",
+                    },
+                },
             }
         ],
         "extra-links": [
@@ -78,33 +144,28 @@ def get_provider_info() -> dict[str, Any]:
                     "quota_share": {
                         "description": (
                             "Requests per second one Airflow process (a task on a worker, a triggerer) may "
-                            "send to MPS, for each API action and account. The service allows "
-                            f"{SERVICE_QUOTA_PER_SECOND:g} per action and account whatever sends them, so "
-                            "give each process its share: "
-                            f"{SERVICE_QUOTA_PER_SECOND:g} / (workers x tasks running at once on each + "
-                            "triggerers). Set it per process type with "
+                            "send to MPS, for each API action and account. The service allows 20 per action "
+                            "and account whatever sends them, so give each process its share: 20 / (workers "
+                            "x tasks running at once on each + triggerers). Set it per process type with "
                             "AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE where workers and triggerers differ. "
-                            "Every request of the process (creates, describes, waits, sensor pokes, "
-                            "trigger polls) waits for its slot; a task's rate_limit never raises or "
-                            "lowers it.\n"
+                            "Every request of the process (creates, describes, waits, sensor pokes, trigger "
+                            "polls) waits for its slot; a task's rate_limit never raises or lowers it.\n"
                         ),
                         "version_added": "0.1.0",
                         "type": "float",
                         "example": "2.5",
-                        "default": f"{SERVICE_QUOTA_PER_SECOND:g}",
+                        "default": "20",
                     },
                     "quota_storage_uri": {
                         "description": (
                             "Shared quota mode: a storage URI of the `limits` library (install the "
                             "provider's shared-quota extra), such as the deployment's Redis, "
-                            "redis://:password@redis-host:6379/0. When set, every process draws each "
-                            "request from one account-wide moving window of "
-                            f"{SERVICE_QUOTA_PER_SECOND:g} requests per second per action (less a "
-                            "headroom for network jitter), so the quota holds whatever the number of "
-                            "workers and triggerers, and quota_share becomes only a ceiling per "
-                            "process (leave it unset). Set the same value in every component. "
-                            "Empty (the default) means per-process shares. The password is never "
-                            "logged.\n"
+                            "redis://:password@redis-host:6379/0. When set, every process draws each request "
+                            "from one account-wide moving window of 20 requests per second per action (less "
+                            "a headroom for network jitter), so the quota holds whatever the number of "
+                            "workers and triggerers, and quota_share becomes only a ceiling per process "
+                            "(leave it unset). Set the same value in every component. Empty (the default) "
+                            "means per-process shares. The password is never logged.\n"
                         ),
                         "version_added": "0.1.0",
                         "type": "string",

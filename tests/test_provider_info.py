@@ -13,7 +13,7 @@ import airflow
 import jsonschema
 import pytest
 
-from airflow_provider_mps import __version__
+from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND, __version__
 from airflow_provider_mps.get_provider_info import get_provider_info
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
 
@@ -56,6 +56,72 @@ def test_provider_info_validates_against_airflows_provider_info_schema():
     jsonschema.validate(get_provider_info(), schema)
 
     assert (get_provider_info()["package-name"], get_provider_info()["versions"]) == (PACKAGE, [__version__])
+
+
+#: Loads the provider's ``apache_airflow_provider`` entry point first, as Airflow's providers
+#: manager and packaging tools do, then lets Airflow discover the provider.
+ENTRY_POINT_FIRST = """
+import json, sys
+from importlib.metadata import entry_points
+[entry_point] = [
+    ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_mps.")
+]
+info = entry_point.load()()
+roots = ("airflow", "airflow_provider_mps", "tencentcloud")
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in roots)
+from airflow.providers_manager import ProvidersManager
+version = ProvidersManager().providers["airflow-provider-tencentcloud-mps"].version
+print(json.dumps({
+    "entry_point": entry_point.value,
+    "keys": sorted(info),
+    "connection_types": [(c["connection-type"], c["hook-class-name"]) for c in info["connection-types"]],
+    "loaded": loaded,
+    "airflow_sees_version": version,
+}))
+"""
+
+
+def test_the_entry_point_loads_first_in_a_fresh_interpreter_without_importing_airflow():
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY_POINT_FIRST],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {
+        "entry_point": "airflow_provider_mps.get_provider_info:get_provider_info",
+        "keys": [
+            "config",
+            "connection-types",
+            "description",
+            "extra-links",
+            "hooks",
+            "integrations",
+            "name",
+            "operators",
+            "package-name",
+            "sensors",
+            "transfers",
+            "triggers",
+            "versions",
+        ],
+        "connection_types": [["tencentcloud_mps", "airflow_provider_mps.hooks.mps.MpsHook"]],
+        "loaded": ["airflow_provider_mps", "airflow_provider_mps.get_provider_info"],
+        "airflow_sees_version": __version__,
+    }
+
+
+def test_the_literal_metadata_agrees_with_the_packages_constants():
+    info = get_provider_info()
+    options = info["config"]["tencentcloud_mps"]["options"]
+    quota = f"{SERVICE_QUOTA_PER_SECOND:g}"
+
+    assert (info["versions"], options["quota_share"]["default"]) == ([__version__], quota)
+    assert f"The service allows {quota} per action and account" in options["quota_share"]["description"]
+    assert f"moving window of {quota} requests per second" in options["quota_storage_uri"]["description"]
 
 
 def test_connection_type_validates_against_the_provider_yaml_schema_for_conn_fields():

@@ -1,83 +1,39 @@
 """
 The ``tencentcloud_mps`` connection form, declared once for every Airflow line.
 
-Airflow 3.2+ reads ``conn-fields`` and ``ui-field-behaviour`` from provider info without
-importing the hook.  Airflow 2.11 to 3.1 ask the hook instead:
+The form is declared once, in provider info
+(:func:`~airflow_provider_mps.get_provider_info.get_provider_info`, a literal that imports
+nothing), and read from there.  Airflow 3.2+ reads ``conn-fields`` and ``ui-field-behaviour``
+from provider info without importing the hook.  Airflow 2.11 to 3.1 ask the hook instead:
 :meth:`MpsHook.get_connection_form_widgets` builds WTForms fields from the same ``CONN_FIELDS``
 (:func:`connection_form_widgets`), and :meth:`MpsHook.get_ui_field_behaviour` returns the same
-behaviour in the classic shape (:func:`classic_ui_field_behaviour`).  This module is imported by
-``get_provider_info`` at every Airflow start, so it stays free of heavy imports: WTForms and
-Flask-AppBuilder are imported only when a form is built.
+behaviour in the classic shape (:func:`classic_ui_field_behaviour`).  The hook module imports this
+one at DAG parse, so it stays free of heavy imports: WTForms and Flask-AppBuilder are imported only
+when a form is built.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-CONNECTION_TYPE = "tencentcloud_mps"
+from airflow_provider_mps.get_provider_info import get_provider_info
 
-#: Tencent Cloud region names: ``ap-guangzhou``, ``na-siliconvalley``, ``ap-shanghai-fsi``.
-REGION_REGEX = r"^[a-z]{2,}-[a-z]+(-[a-z0-9]+)*$"
+#: The connection type, its form fields and their behaviour, as provider info declares them.
+_CONNECTION: dict[str, Any] = get_provider_info()["connection-types"][0]
+
+CONNECTION_TYPE: str = _CONNECTION["connection-type"]
 
 #: Extras shown as form fields (stored in the connection's ``extra`` JSON under these names).
-CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "region": {
-        "label": "Region",
-        "description": "Tencent Cloud region of the MPS API, e.g. ap-guangzhou (the default).",
-        "schema": {
-            "type": ["string", "null"],
-            "default": "ap-guangzhou",
-            "pattern": REGION_REGEX,
-        },
-    },
-    "endpoint": {
-        "label": "Endpoint URL",
-        "description": (
-            "Full URL of the MPS API with scheme. Default https://mps.tencentcloudapi.com; "
-            "http://127.0.0.1:9100 for the local emulator."
-        ),
-        "schema": {"type": ["string", "null"], "format": "url"},
-    },
-    "token": {
-        "label": "Session token",
-        "description": "Token of temporary credentials (STS); leave empty for permanent API keys.",
-        "schema": {"type": ["string", "null"], "format": "password"},
-    },
-    "request_timeout": {
-        "label": "Request timeout (seconds)",
-        "description": "Seconds one HTTP request to the API may take. Default 60.",
-        "schema": {"type": ["number", "null"], "default": 60, "minimum": 1},
-    },
-    "proxy": {
-        "label": "Proxy URL",
-        "description": "HTTP(S) proxy for API calls, e.g. http://proxy.example.com:3128.",
-        "schema": {"type": ["string", "null"]},
-    },
-    "language": {
-        "label": "Error message language",
-        "description": "Language of the service's error messages: en-US (default) or zh-CN.",
-        "schema": {"type": ["string", "null"], "default": "en-US", "enum": ["en-US", "zh-CN"]},
-    },
-}
+CONN_FIELDS: dict[str, dict[str, Any]] = _CONNECTION["conn-fields"]
 
-HIDDEN_FIELDS: list[str] = ["schema", "port", "host"]
-RELABELING: dict[str, str] = {"login": "SecretId", "password": "SecretKey"}
-PLACEHOLDERS: dict[str, str] = {
-    "login": "AKID... (empty: use the Tencent Cloud credential chain)",
-    "password": "SecretKey of the API key",
-    "region": "ap-guangzhou",
-    "endpoint": "https://mps.tencentcloudapi.com",
-    "request_timeout": "60",
-    "proxy": "http://proxy.example.com:3128",
-    "language": "en-US",
-}
+#: Tencent Cloud region names: ``ap-guangzhou``, ``na-siliconvalley``, ``ap-shanghai-fsi``.
+REGION_REGEX: str = CONN_FIELDS["region"]["schema"]["pattern"]
 
 #: ``ui-field-behaviour`` as provider info declares it.
-UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": HIDDEN_FIELDS,
-    "relabeling": RELABELING,
-    "placeholders": PLACEHOLDERS,
-}
+UI_FIELD_BEHAVIOUR: dict[str, Any] = _CONNECTION["ui-field-behaviour"]
+HIDDEN_FIELDS: list[str] = UI_FIELD_BEHAVIOUR["hidden-fields"]
+RELABELING: dict[str, str] = UI_FIELD_BEHAVIOUR["relabeling"]
+PLACEHOLDERS: dict[str, str] = UI_FIELD_BEHAVIOUR["placeholders"]
 
 
 def classic_ui_field_behaviour() -> dict[str, Any]:
