@@ -34,9 +34,6 @@ OUTPUT_FORMATS: tuple[str, ...] = ("jpeg", "png")
 #: ``ExtraParameters.LogoAdd`` values (1 adds the watermark).
 LOGO_ADD_VALUES: tuple[int, ...] = (0, 1)
 
-#: Reference image formats the service reads.
-REFERENCE_IMAGE_FORMATS: tuple[str, ...] = ("jpeg", "png", "webp")
-
 #: Prompt length limit, in characters.
 MAX_PROMPT_CHARACTERS = 1000
 

@@ -80,11 +80,6 @@ class MpsConnectionSettings:
         """``host[:port]`` of the endpoint, as the SDK's ``HttpProfile(endpoint=...)`` takes it."""
         return urlsplit(self.endpoint).netloc
 
-    @property
-    def uses_credential_chain(self) -> bool:
-        """Whether credentials come from the SDK's chain rather than the connection."""
-        return self.secret_id is None
-
     def secrets(self) -> list[str]:
         """The values to register with Airflow's secrets masker."""
         values = [v for v in (self.secret_key, self.token) if v]
