@@ -14,5 +14,8 @@ DEFAULT_CONN_ID = "tencentcloud_mps_default"
 #: The service's quota, per account and action: 20 requests per second (the default rate limit).
 SERVICE_QUOTA_PER_SECOND = 20.0
 
+#: The provider's section of Airflow's configuration (declared in ``get_provider_info()``).
+CONFIG_SECTION = "tencentcloud_mps"
+
 #: XCom key under which the operators and the sensor push the list of generated image URLs.
 IMAGE_URLS_XCOM_KEY = "image_urls"

@@ -25,8 +25,8 @@ loop (woken through ``call_soon_threadsafe``), so one limiter serves all of them
 
 **Shared mode.** When ``[tencentcloud_mps] quota_storage_uri`` names a storage of the ``limits``
 library (the deployment's Redis, say), every process draws from one account-wide budget instead:
-the limiter is a :class:`~airflow_provider_mps.utils.shared_quota.SharedQuotaLimiter`, whose head
-of the queue also takes a slot of that budget's moving window before it goes through
+the limiter holds a :class:`~airflow_provider_mps.utils.shared_quota.SharedQuotaWindow`, and the
+head of its queue also takes a slot of that budget's moving window before it goes through
 (:mod:`airflow_provider_mps.utils.shared_quota`).
 """
 
@@ -39,15 +39,14 @@ import threading
 import time
 from typing import Protocol
 
-from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND
+from airflow_provider_mps import CONFIG_SECTION, SERVICE_QUOTA_PER_SECOND
+from airflow_provider_mps.utils.shared_quota import SharedQuotaWindow, clear_storages, quota_storage_uri
 
 log = logging.getLogger(__name__)
 
 #: The documented MPS quota of every AIGC action, in requests per second.
 DEFAULT_RATE = SERVICE_QUOTA_PER_SECOND
 
-#: The provider's section of Airflow's configuration (declared in ``get_provider_info()``).
-CONFIG_SECTION = "tencentcloud_mps"
 #: Requests per second, per action and account, one process may send.
 QUOTA_SHARE_OPTION = "quota_share"
 
@@ -105,9 +104,18 @@ class RateLimiter:
 
     :param rate: the most calls allowed per second; must be positive.
     :param headroom: the share of ``rate`` kept unused, to absorb network jitter.
+    :param window: the account-wide window every call also takes a slot of (the shared mode), or
+        ``None`` for this process's spacing alone.
     """
 
-    def __init__(self, rate: float = DEFAULT_RATE, *, headroom: float = HEADROOM) -> None:
+    def __init__(
+        self,
+        rate: float = DEFAULT_RATE,
+        *,
+        headroom: float = HEADROOM,
+        window: SharedQuotaWindow | None = None,
+    ) -> None:
+        self._window = window
         self._lock = threading.Lock()
         self._last_grant = float("-inf")
         self._queue: collections.deque[_Waiter] = collections.deque()
@@ -115,10 +123,8 @@ class RateLimiter:
         self._interval = _interval(rate, headroom)
         self._rate = float(rate)
 
-    #: Whether a caller may go through without queueing when nobody waits and the interval has
-    #: passed.  A limiter whose head must also take a slot elsewhere (:meth:`_next_slot`) queues
-    #: every caller, so only its head ever asks.
-    _enter_directly = True
+    def __repr__(self) -> str:
+        return f"RateLimiter(rate={self._rate:g}, headroom={self._headroom:g}, window={self._window!r})"
 
     @property
     def rate(self) -> float:
@@ -130,13 +136,27 @@ class RateLimiter:
         """The shortest time between two calls, in seconds (the rate less the headroom)."""
         return self._interval
 
+    @property
+    def window(self) -> SharedQuotaWindow | None:
+        """The account-wide window every call also takes a slot of, or ``None`` (per-process mode)."""
+        return self._window
+
+    @property
+    def budget(self) -> int | None:
+        """The calls per second the whole deployment may send through the window, or ``None``."""
+        return None if self._window is None else self._window.budget
+
     # -- the queue (each step under the lock; waking happens outside it) --------------------------
 
     def _enter(self, waiter: _Waiter) -> bool:
-        """Go through at once if nobody waits and the interval has passed; else join the queue."""
+        """
+        Go through at once if nobody waits and the interval has passed; else join the queue.
+
+        With a window every caller queues, so only the head of the queue ever asks the window.
+        """
         with self._lock:
             now = time.monotonic()
-            if self._enter_directly and not self._queue and now >= self._last_grant + self._interval:
+            if self._window is None and not self._queue and now >= self._last_grant + self._interval:
                 self._last_grant = now
                 return True
             self._queue.append(waiter)
@@ -182,16 +202,17 @@ class RateLimiter:
 
     def _next_slot(self) -> float:
         """
-        Take a slot the head needs besides the spacing; return 0, or the seconds to wait before asking again.
+        Take the head's slot of the window, if any; return 0, or the seconds to wait before asking again.
 
-        Only the head of the queue calls it, once its interval has passed.  This limiter needs no
-        other slot; a subclass adds a budget shared with other processes.  It may block on I/O.
+        Only the head of the queue calls it, once its interval has passed.  It may block on I/O.
         """
-        return 0.0
+        return 0.0 if self._window is None else self._window.take()
 
     async def _anext_slot(self) -> float:
-        """Async :meth:`_next_slot`; a subclass whose slot needs I/O runs it off the event loop."""
-        return self._next_slot()
+        """Async :meth:`_next_slot`: the window's storage is asked in a worker thread."""
+        if self._window is None:
+            return 0.0
+        return await asyncio.to_thread(self._window.take)
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -304,46 +325,21 @@ def process_rate_limiter(key: str, action: str) -> RateLimiter:
     :param key: a non-secret name of the account and endpoint, e.g. ``MpsHook.rate_limit_key``.
     :param action: the API action the quota applies to, e.g. ``DescribeAigcImageTask``.
     """
-    from airflow_provider_mps.utils import shared_quota
-
     with _registry_lock:
         limiter = _registry.get((key, action))
         if limiter is None:
-            rate = quota_share()
-            storage_uri = shared_quota.quota_storage_uri()
-            if storage_uri is None:
-                limiter = RateLimiter(rate, headroom=headroom_for(action))
-            else:
-                limiter = shared_quota.SharedQuotaLimiter(
-                    storage_uri=storage_uri, key=key, action=action, rate=rate, headroom=headroom_for(action)
-                )
+            rate, headroom, storage_uri = quota_share(), headroom_for(action), quota_storage_uri()
+            window = None
+            if storage_uri is not None:
+                window = SharedQuotaWindow(storage_uri=storage_uri, key=key, action=action, headroom=headroom)
+            limiter = RateLimiter(rate, headroom=headroom, window=window)
             _registry[(key, action)] = limiter
             log.debug("Created the process's rate limiter of %s requests/s for %s on %s", rate, action, key)
         return limiter
 
 
-def get_rate_limiter(key: str, action: str, rate: float = DEFAULT_RATE) -> RateLimiter:
-    """
-    Return a new limiter spacing one caller's own ``action`` calls at most ``rate`` per second.
-
-    .. deprecated::
-        The hook now draws every request from :func:`process_rate_limiter` itself, and a task's
-        own spacing is ``MpsHook(rate_limit=...)``.  This is kept so that callers written before
-        keep working: the limiter it returns is the caller's own (acquiring it before a hook call
-        adds that spacing), and ``rate`` no longer changes the process's limiter, which other
-        DAGs of the account share.
-
-    :param key: the account and endpoint (unused: the limiter is the caller's own).
-    :param action: the API action, for its headroom.
-    :param rate: the most calls per second this caller allows.
-    """
-    return RateLimiter(rate, headroom=headroom_for(action))
-
-
 def clear_rate_limiters() -> None:
     """Forget every limiter of this process, so the next caller starts afresh (used by tests)."""
-    from airflow_provider_mps.utils import shared_quota
-
     with _registry_lock:
         _registry.clear()
-    shared_quota.clear_storages()
+    clear_storages()

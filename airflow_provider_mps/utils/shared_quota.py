@@ -10,14 +10,16 @@ of every process also takes a slot of a **moving window** of :func:`window_budge
 second, kept in that storage per account and action.  The service's quota then holds whatever the
 number of workers and triggerers, and one busy process may use all of it.
 
-Each process still queues its own callers in a :class:`SharedQuotaLimiter` (its spacing at the
-process's :func:`~airflow_provider_mps.utils.rate_limit.quota_share`, the whole quota by default),
-and only the head of that queue asks the storage: a triggerer with a thousand waiting triggers
-sends one request to Redis at a time, not a thousand.  The storage is asked synchronously: from
-the calling thread, or for coroutines in a worker thread (:func:`asyncio.to_thread`), never on the
-event loop.  A budget the storage cannot be asked about fails the request before it is sent
-(:class:`~airflow_provider_mps.exceptions.MpsNetworkError`, "never reached the service"), which the
-hook's retries treat like a refused connection.
+Each process still queues its own callers in its
+:class:`~airflow_provider_mps.utils.rate_limit.RateLimiter` (its spacing at the process's
+:func:`~airflow_provider_mps.utils.rate_limit.quota_share`, the whole quota by default), given a
+:class:`SharedQuotaWindow`; only the head of that queue asks the storage: a triggerer with a
+thousand waiting triggers sends one request to Redis at a time, not a thousand.  The storage is
+asked synchronously: from the calling thread, or for coroutines in a worker thread
+(:func:`asyncio.to_thread`), never on the event loop.  A budget the storage cannot be asked about
+fails the request before it is sent (:class:`~airflow_provider_mps.exceptions.MpsNetworkError`,
+"never reached the service"), which the hook's retries treat like a refused connection.  This
+module imports nothing of the rate limiter: the limiter holds the window, not the other way round.
 
 ``limits`` is optional: install the provider's ``shared-quota`` extra.  The URI may hold a
 password; it is shown only through :func:`redact_storage_uri`.
@@ -25,7 +27,6 @@ password; it is shown only through :func:`redact_storage_uri`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
@@ -33,8 +34,7 @@ import time
 import urllib.parse
 from typing import Any
 
-from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND
-from airflow_provider_mps.utils.rate_limit import CONFIG_SECTION, HEADROOM, RateLimiter
+from airflow_provider_mps import CONFIG_SECTION, SERVICE_QUOTA_PER_SECOND
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,14 @@ def redact_storage_uri(uri: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def window_budget(headroom: float = HEADROOM) -> int:
+def window_budget(headroom: float) -> int:
     """
     Requests per moving one-second window the whole deployment may send, per account and action.
 
     The service's quota less ``headroom`` (rounded down): the requests of one window reach the
     service spread by network jitter, so a window full to the quota could overlap the next.
 
-    :param headroom: the share of the quota kept unused (the action's, from ``headroom_for()``).
+    :param headroom: the share of the quota kept unused (the action's, from ``rate_limit.headroom_for()``).
     """
     return max(1, math.floor(SERVICE_QUOTA_PER_SECOND * (1.0 - headroom) + 1e-9))
 
@@ -168,21 +168,21 @@ def clear_storages() -> None:
         _storages.clear()
 
 
-class SharedQuotaLimiter(RateLimiter):
+class SharedQuotaWindow:
     """
-    A process's limiter whose head also takes a slot of the account-wide moving window.
+    The account-wide moving window of one action, held in a ``limits`` storage.
+
+    A process's :class:`~airflow_provider_mps.utils.rate_limit.RateLimiter` given this window
+    takes a slot of it (:meth:`take`) for the caller at the head of its queue, once its own
+    spacing allows the call.
 
     :param storage_uri: the ``limits`` storage holding the budget, e.g. ``redis://127.0.0.1:6379/0``.
     :param key: a non-secret name of the account and endpoint (``MpsHook.rate_limit_key``).
     :param action: the API action the quota applies to.
-    :param rate: this process's own ceiling, in requests per second (``quota_share``).
-    :param headroom: the share of the quota kept unused, for the spacing and the window alike.
+    :param headroom: the share of the quota kept unused (the action's, as the limiter's spacing keeps).
     """
 
-    _enter_directly = False
-
-    def __init__(self, *, storage_uri: str, key: str, action: str, rate: float, headroom: float) -> None:
-        super().__init__(rate, headroom=headroom)
+    def __init__(self, *, storage_uri: str, key: str, action: str, headroom: float) -> None:
         limits = _limits()
         self.storage_uri = storage_uri
         self.action = action
@@ -194,12 +194,18 @@ class SharedQuotaLimiter(RateLimiter):
 
     def __repr__(self) -> str:
         return (
-            f"SharedQuotaLimiter(storage={redact_storage_uri(self.storage_uri)!r}, "
-            f"action={self.action!r}, budget={self.budget}, rate={self.rate:g})"
+            f"SharedQuotaWindow(storage={redact_storage_uri(self.storage_uri)!r}, "
+            f"action={self.action!r}, budget={self.budget})"
         )
 
-    def _next_slot(self) -> float:
-        """Take a slot of the shared window; else return the seconds until its oldest request leaves."""
+    def take(self) -> float:
+        """
+        Take a slot of the window; return 0, or the seconds to wait before asking again.
+
+        It blocks on the storage's network client: coroutines call it in a worker thread.
+
+        :raises MpsNetworkError: when the storage cannot be asked (the request is not sent).
+        """
         try:
             if self._strategy.hit(self._item, *self._identifiers):
                 return 0.0
@@ -217,7 +223,3 @@ class SharedQuotaLimiter(RateLimiter):
                 request_may_have_reached_service=False,
             ) from None
         return min(max(reset_at - time.time(), 0.0) + REFILL_DELAY, MAX_POLL)
-
-    async def _anext_slot(self) -> float:
-        """Ask the storage in a worker thread: its client blocks on the network."""
-        return await asyncio.to_thread(self._next_slot)

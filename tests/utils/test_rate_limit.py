@@ -11,7 +11,6 @@ from airflow_provider_mps.utils.rate_limit import (
     HEADROOM,
     RateLimiter,
     clear_rate_limiters,
-    get_rate_limiter,
     process_rate_limiter,
     quota_share,
 )
@@ -81,18 +80,6 @@ def test_a_quota_share_that_is_not_a_positive_rate_is_refused_naming_the_option(
         f"Invalid [tencentcloud_mps] quota_share {value!r}: must be a number of requests per second "
         "greater than 0, such as 5 (the account's quota of 20 divided among the processes sharing it)."
     )
-
-
-def test_a_callers_own_rate_never_changes_the_process_limiter():
-    # Finding 6 of issue 11: a task's rate_limit used to lower the limiter every DAG of the account
-    # shares, for as long as the process lived.
-    shared = process_rate_limiter("AKID-lower@http://127.0.0.1:1", "DescribeAigcImageTask")
-    own = get_rate_limiter("AKID-lower@http://127.0.0.1:1", "DescribeAigcImageTask", rate=4)
-
-    assert own is not shared
-    assert (own.rate, shared.rate) == (4.0, 20.0)
-    assert process_rate_limiter("AKID-lower@http://127.0.0.1:1", "DescribeAigcImageTask") is shared
-    assert not hasattr(shared, "lower_rate")
 
 
 @pytest.mark.parametrize("rate", [0, -1, float("nan"), "20", True])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import subprocess
 import sys
 import threading
 import time
@@ -77,12 +78,30 @@ def test_the_storage_uri_is_shown_without_its_user_or_password(uri, shown):
     assert "p4ss" not in redacted
 
 
+def test_the_shared_window_does_not_import_the_rate_limiter():
+    # One direction only: rate_limit holds a SharedQuotaWindow; shared_quota knows no limiter.
+    code = (
+        "import sys, airflow_provider_mps.utils.shared_quota\n"
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_provider_mps')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert result.stdout.splitlines()[-1] == str(
+        ["airflow_provider_mps", "airflow_provider_mps.utils", "airflow_provider_mps.utils.shared_quota"]
+    )
+
+
 def test_without_a_storage_uri_each_process_keeps_its_own_share(monkeypatch):
     monkeypatch.setenv(URI_ENV, "  ")
 
     limiter = process_rate_limiter("AKID@endpoint", DESCRIBE)
 
-    assert (type(limiter), shared_quota.quota_storage_uri()) == (RateLimiter, None)
+    assert (type(limiter), limiter.window, limiter.budget, shared_quota.quota_storage_uri()) == (
+        RateLimiter,
+        None,
+        None,
+        None,
+    )
 
 
 @needs_limits
@@ -93,23 +112,14 @@ def test_with_a_storage_uri_the_process_limiter_draws_from_the_shared_window(mon
     describe = process_rate_limiter("AKID@endpoint", DESCRIBE)
     create = process_rate_limiter("AKID@endpoint", CREATE)
 
-    assert isinstance(describe, shared_quota.SharedQuotaLimiter)
+    assert isinstance(describe.window, shared_quota.SharedQuotaWindow)
     # The window keeps each action's headroom: 18 describes and 19 creates per second, account-wide.
     assert (describe.budget, create.budget, describe.rate, create.rate) == (18, 19, 20.0, 20.0)
+    assert repr(describe) == (
+        "RateLimiter(rate=20, headroom=0.1, window=SharedQuotaWindow(storage='memory://', "
+        "action='DescribeAigcImageTask', budget=18))"
+    )
     assert process_rate_limiter("AKID@endpoint", DESCRIBE) is describe
-
-
-@needs_limits
-def test_a_callers_own_rate_does_not_change_the_shared_budget(monkeypatch):
-    from airflow_provider_mps.utils.rate_limit import get_rate_limiter
-
-    monkeypatch.setenv(URI_ENV, "memory://")
-    before = process_rate_limiter("AKID@endpoint", DESCRIBE)
-
-    own = get_rate_limiter("AKID@endpoint", DESCRIBE, rate=0.5)
-    after = process_rate_limiter("AKID@endpoint", DESCRIBE)
-
-    assert (after is before, after.budget, after.rate, own.rate) == (True, 18, 20.0, 0.5)
 
 
 def test_without_the_limits_library_the_error_names_the_extra(monkeypatch):
@@ -203,8 +213,12 @@ def test_limiters_of_several_processes_together_stay_within_one_window(storage, 
         server.flush()
         uri = server.uri
     limiters: list[RateLimiter] = [
-        shared_quota.SharedQuotaLimiter(
-            storage_uri=uri, key="AKID@endpoint", action=DESCRIBE, rate=20, headroom=0.10
+        RateLimiter(
+            20,
+            headroom=0.10,
+            window=shared_quota.SharedQuotaWindow(
+                storage_uri=uri, key="AKID@endpoint", action=DESCRIBE, headroom=0.10
+            ),
         )
         for _ in range(3)
     ]
@@ -219,8 +233,12 @@ def test_limiters_of_several_processes_together_stay_within_one_window(storage, 
 async def test_coroutines_wait_for_the_shared_window_without_blocking_the_event_loop(redis_server):
     redis_server.flush()
     limiters = [
-        shared_quota.SharedQuotaLimiter(
-            storage_uri=redis_server.uri, key="AKID@loop", action=DESCRIBE, rate=20, headroom=0.10
+        RateLimiter(
+            20,
+            headroom=0.10,
+            window=shared_quota.SharedQuotaWindow(
+                storage_uri=redis_server.uri, key="AKID@loop", action=DESCRIBE, headroom=0.10
+            ),
         )
         for _ in range(2)
     ]
