@@ -35,7 +35,9 @@ OUR_EXAMPLES = ("example_mps_scheduled", "example_mps_ui_triggered", "example_mp
 EXAMPLE_FILES = sorted(path.name for path in EXAMPLE_DAGS.glob("*.py"))
 
 #: Example file -> (oldest Airflow it parses on, why). Empty: every example parses on every line.
-NEEDS_NEWER_AIRFLOW: dict[str, tuple[tuple[int, int, int], str]] = {}
+NEEDS_NEWER_AIRFLOW: dict[str, tuple[tuple[int, int, int], str]] = {
+    "example_mps_human_review.py": ((3, 1, 0), "human-in-the-loop operators of the standard provider"),
+}
 
 #: Where DagBag lives on the installed line (moved to airflow.dag_processing in 3.2).
 DAGBAG_MODULE = "airflow.dag_processing.dagbag" if AIRFLOW_V_3_2_PLUS else "airflow.models.dagbag"
