@@ -152,6 +152,8 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         self.timeout = timeout
         self.download_timeout = download_timeout
         self.chunk_size = chunk_size
+        #: What this try saved, kept for its lineage (:meth:`get_openlineage_facets_on_complete`).
+        self._saved: list[dict[str, Any]] = []
 
     @cached_property
     def hook(self) -> MpsHook:
@@ -185,6 +187,7 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
                     written[-1]["path"],
                     written[-1]["size"],
                 )
+        self._saved = written
         self._announce(context, mps_task_id, written)
         return written
 
@@ -334,12 +337,17 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         """
         Return the lineage of the copy: each saved image as an output dataset of its store.
 
+        What was saved is read from this operator, never from XCom: the OpenLineage listener calls
+        this in a forked child by default, where reading an XCom back hangs until the listener
+        kills the child and drops the event.  The transfer never defers, so the operator that ran
+        :meth:`execute` is the one asked here.
+
         :param task_instance: the finished task instance.
         """
-        from airflow_provider_mps.utils.openlineage import pushed_xcom, saved_images_lineage
+        from airflow_provider_mps.utils.openlineage import saved_images_lineage
 
         return saved_images_lineage(
-            pushed_xcom(task_instance, "return_value") or [],
+            self._saved,
             mps_task_id=self.mps_task_id,
             hostname=getattr(task_instance, "hostname", None),
         )

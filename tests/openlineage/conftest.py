@@ -29,12 +29,14 @@ def _listener_manager() -> Any:
     return get_listener_manager()
 
 
-@pytest.fixture
-def lineage_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], list[dict]]]:
+def _events_to_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, in_thread: bool
+) -> Iterator[Callable[[], list[dict]]]:
     """
-    Send OpenLineage events to a file for this test; yield a function reading them back.
+    Send OpenLineage events to a file while the caller's test runs; yield a function reading them back.
 
-    The listener emits in a thread (``execute_in_thread``), not in a forked copy of the test process.
+    :param in_thread: emit in a thread (``execute_in_thread``), or, as the listener does by
+        default, in a forked copy of the process running the task.
     """
     from airflow.providers.openlineage.plugins.listener import get_openlineage_listener
 
@@ -42,7 +44,7 @@ def lineage_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     transport = {"type": "file", "log_file_path": str(log_file), "append": True}
     monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps(transport))
     monkeypatch.setenv("AIRFLOW__OPENLINEAGE__DISABLED", "False")
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD", "True")
+    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD", str(in_thread))
     monkeypatch.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "mps-tests")
     _clear_openlineage_config_caches()
     listener = get_openlineage_listener()
@@ -64,3 +66,17 @@ def lineage_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     listener.adapter._client = None
     monkeypatch.undo()
     _clear_openlineage_config_caches()
+
+
+@pytest.fixture
+def lineage_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], list[dict]]]:
+    """OpenLineage events of this test, emitted in a thread, not in a forked copy of the test process."""
+    yield from _events_to_file(tmp_path, monkeypatch, in_thread=True)
+
+
+@pytest.fixture
+def forked_lineage_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], list[dict]]]:
+    """OpenLineage events of this test, emitted as the listener does by default: in a forked child."""
+    yield from _events_to_file(tmp_path, monkeypatch, in_thread=False)
