@@ -13,7 +13,7 @@ MATRIX_LINES ?=
 MATRIX_COVERED_BY ?=
 
 .PHONY: help install lint format typecheck test test-heavy test-browser test-distributed test-openlineage docs-images test-matrix test-oldest demo bench \
-	bench-parse-matrix emulator clean
+	bench-parse-matrix emulator ui clean
 
 help:
 	@echo "make demo        run the scheduled example DAG end to end on the local emulator"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench       the benchmarks in bench/, results in bench/RESULTS.md"
 	@echo "make bench-parse-matrix  the parse-cost benchmark on the oldest and newest Airflow lines"
 	@echo "make emulator    run the local MPS emulator on 127.0.0.1:9100"
+	@echo "make ui          the Airflow UI with every example on the emulator, until Ctrl-C"
 
 $(STAMP): pyproject.toml
 	scripts/setup-system.sh
@@ -104,5 +105,9 @@ bench-parse-matrix:
 emulator: $(STAMP)
 	$(BIN)/mps-emulator --host 127.0.0.1 --port 9100
 
+# A real Airflow (UI on http://127.0.0.1:8080) with every example, on the emulator; state in .ui/.
+ui: $(STAMP)
+	$(BIN)/python scripts/ui.py
+
 clean:
-	rm -rf $(VENV) .venv-matrix .venv-oldest .airflow .demo build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-matrix .venv-oldest .airflow .demo .ui build dist *.egg-info .mypy_cache .ruff_cache
