@@ -11,7 +11,9 @@ The Airflow version matrix: one virtualenv per Airflow line, each installed, che
 3. runs the **unit suite**: every test marked neither ``integration`` nor ``heavy``, except the
    suites listed in :data:`NEWEST_LINE_ONLY` (``make test`` runs those on the newest line);
 4. runs the **end-to-end** test, ``tests/matrix/test_user_dag_end_to_end.py``: ``airflow dags
-   test`` of the user's DAG against the ``mps-emulator`` console script.
+   test`` of the user's DAG against the ``mps-emulator`` console script.  On :data:`REVIEW_E2E_LINE`
+   it also runs ``tests/matrix/test_human_review_end_to_end.py``: the review example on a real
+   scheduler, triggerer and API server, answered through the REST API.
 
 With ``--covered-by .venv`` (``.ci/run``, right after ``make test``), the line of ``.venv``'s Airflow
 only installs and checks its venv: ``make test`` has just run a superset of phases 3 and 4 there.
@@ -64,6 +66,11 @@ UNIT_MARKERS = "not integration and not heavy"
 #: has its own Airflow home, database and emulator (``tests/conftest.py``).
 UNIT_WORKERS = ["-n", "4", "--dist", "loadfile"]
 E2E_TEST = "tests/matrix/test_user_dag_end_to_end.py"
+#: The review step's end-to-end test starts a real Airflow (about a minute), so it runs on one line:
+#: the oldest with human-in-the-loop operators, where the review waits in the triggerer.  On 3.3 it
+#: waits in ``awaiting_input``, and ``make test-browser`` answers it from the UI.
+REVIEW_E2E_TEST = "tests/matrix/test_human_review_end_to_end.py"
+REVIEW_E2E_LINE = "3.1.8"
 
 #: pytest's closing counts, e.g. "300 passed, 2 skipped in 151.20s (0:02:31)" (with -q, no "=" rule).
 PYTEST_SUMMARY = re.compile(r"^=* ?(\d+ \w+(?:, \d+ \w+)*) in [\d.]+s\b", re.MULTILINE)
@@ -193,8 +200,9 @@ def unit_suite(version: str) -> Phase:
 
 
 def end_to_end(version: str) -> Phase:
-    """``airflow dags test`` of the user's DAG against the emulator, on one line."""
-    return pytest_phase(version, "end-to-end", [E2E_TEST])
+    """``airflow dags test`` of the user's DAG against the emulator, and the review on its line."""
+    tests = [E2E_TEST, REVIEW_E2E_TEST] if version == REVIEW_E2E_LINE else [E2E_TEST]
+    return pytest_phase(version, "end-to-end", tests)
 
 
 def bench_parse(version: str) -> Phase:
