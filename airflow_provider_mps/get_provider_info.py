@@ -135,11 +135,14 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_provider_mps.links.mps.MpsAigcImageLink",
             "airflow_provider_mps.links.mps.MpsConsoleTaskLink",
         ],
-        # Read by utils.rate_limit.quota_share() and utils.shared_quota.quota_storage_uri();
-        # `airflow config list` shows them.
+        # Read by utils.rate_limit.quota_share(), utils.shared_quota.quota_storage_uri() and
+        # core.budget.image_budget(); `airflow config list` shows them.
         "config": {
             "tencentcloud_mps": {
-                "description": "How the processes of this deployment share the MPS account's API quota.\n",
+                "description": (
+                    "How the processes of this deployment share the MPS account's API quota, and the "
+                    "image budget they spend from.\n"
+                ),
                 "options": {
                     "quota_share": {
                         "description": (
@@ -171,6 +174,22 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "string",
                         "sensitive": True,
                         "example": "redis://127.0.0.1:6379/0",
+                        "default": "",
+                    },
+                    "image_budget": {
+                        "description": (
+                            "The most images the creates of one Tencent Cloud account (SecretId) may ask "
+                            "for in a moving time window, in the limits library's rate syntax: '<images> per "
+                            "[<n>] <second|minute|hour|day|month|year>', such as 2000 per day. Counted "
+                            "across every process in the store quota_storage_uri names, which must be set. "
+                            "A create reserves its images before it is sent (a batch its whole count); one "
+                            "the budget cannot cover sends nothing and fails, and Airflow's retries try "
+                            "again. A connection's image_budget extra overrides it. Empty (the default) "
+                            "means no budget.\n"
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "2000 per day",
                         "default": "",
                     },
                 },

@@ -27,7 +27,15 @@ DEFAULT_LANGUAGE = "en-US"
 LANGUAGES: tuple[str, ...] = ("en-US", "zh-CN")
 
 #: Extras a ``tencentcloud_mps`` connection understands.
-KNOWN_EXTRAS: tuple[str, ...] = ("region", "endpoint", "token", "request_timeout", "proxy", "language")
+KNOWN_EXTRAS: tuple[str, ...] = (
+    "region",
+    "endpoint",
+    "token",
+    "request_timeout",
+    "proxy",
+    "language",
+    "image_budget",
+)
 
 REGION_PATTERN = re.compile(REGION_REGEX)
 
@@ -58,6 +66,8 @@ class MpsConnectionSettings:
     :param request_timeout: seconds before one HTTP request gives up.
     :param proxy: an HTTP(S) proxy URL, or ``None``; never shown in ``repr`` (it may hold a password).
     :param language: the language of the service's error messages, ``en-US`` or ``zh-CN``.
+    :param image_budget: the ``image_budget`` extra, a rate such as ``2000 per day`` overriding
+        ``[tencentcloud_mps] image_budget`` (read by :mod:`airflow_provider_mps.core.budget`), or ``None``.
     """
 
     conn_id: str
@@ -69,6 +79,7 @@ class MpsConnectionSettings:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     proxy: str | None = field(default=None, repr=False)
     language: str = DEFAULT_LANGUAGE
+    image_budget: str | None = field(default=None, repr=False)
 
     @property
     def scheme(self) -> str:
@@ -179,6 +190,13 @@ def _validate_language(conn_id: str, value: object) -> str:
     return str(value)
 
 
+def _validate_image_budget(conn_id: str, value: object) -> str:
+    # The rate's syntax is checked by core.budget, with the limits library, before a create is sent.
+    if not isinstance(value, str):
+        raise _invalid_extra(conn_id, "image_budget", value, "must be a rate such as 2000 per day.")
+    return value.strip()
+
+
 def _check_credential_text(conn_id: str, value: str, what: str) -> None:
     if value != value.strip() or any(c.isspace() for c in value):
         raise MpsConnectionConfigError(
@@ -246,6 +264,7 @@ def settings_from_connection(
     timeout = _extra_value(extras, "request_timeout", conn_type)
     proxy = _extra_value(extras, "proxy", conn_type)
     language = _extra_value(extras, "language", conn_type)
+    budget = _extra_value(extras, "image_budget", conn_type)
     return MpsConnectionSettings(
         conn_id=conn_id,
         secret_id=secret_id,
@@ -256,6 +275,7 @@ def settings_from_connection(
         request_timeout=DEFAULT_REQUEST_TIMEOUT if timeout is None else _validate_timeout(conn_id, timeout),
         proxy=None if proxy is None else _validate_proxy(conn_id, proxy),
         language=DEFAULT_LANGUAGE if language is None else _validate_language(conn_id, language),
+        image_budget=None if budget is None else _validate_image_budget(conn_id, budget) or None,
     )
 
 
