@@ -108,17 +108,16 @@ def example_mps_human_review() -> None:
     ).expand(mps_task_id=review.output)
 
     @task
-    def revised_request(revised_prompt: str | None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def revised_request(params: dict[str, Any] | None = None, ti: Any = None) -> dict[str, Any]:
         """The next run's form values with the revised prompt; skipped unless the person rejected."""
+        revised_prompt = ti.xcom_pull(task_ids="review", key=REVISED_PROMPT_XCOM_KEY)
         if not revised_prompt:
             raise AirflowSkipException("No revised prompt (candidates kept, or none asked): no new run.")
         return {**dict(params or {}), "prompt": revised_prompt}
 
-    TriggerDagRunOperator(
-        task_id="regenerate",
-        trigger_dag_id=DAG_ID,
-        conf=revised_request(XComArg(review, key=REVISED_PROMPT_XCOM_KEY)),
-    )
+    conf = revised_request()
+    review >> conf
+    TriggerDagRunOperator(task_id="regenerate", trigger_dag_id=DAG_ID, conf=conf)
     # [END howto_operator_mps_human_review]
 
 
