@@ -19,23 +19,6 @@ from __future__ import annotations
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-#: Error-code prefixes the service uses for conditions that clear up on their own.
-TRANSIENT_ERROR_CODE_PREFIXES: tuple[str, ...] = (
-    "RequestLimitExceeded",
-    "InternalError",
-    "ServerNetworkError",
-    "ClientNetworkError",
-    "ResourceUnavailable",
-    "FailedOperation.RequestTimeout",
-)
-
-
-def is_transient_error_code(code: str | None) -> bool:
-    """Return whether the service error ``code`` names a condition worth retrying."""
-    if not code:
-        return False
-    return any(code == prefix or code.startswith(prefix + ".") for prefix in TRANSIENT_ERROR_CODE_PREFIXES)
-
 
 class MpsError(AirflowException):
     """Base class of every error raised by this provider."""
@@ -63,8 +46,10 @@ class MpsApiError(MpsError):
 
     @property
     def transient(self) -> bool:
-        """Whether trying again later may succeed."""
-        return is_transient_error_code(self.code)
+        """Whether trying again later may succeed (the codes: :data:`~.core.errors.TRANSIENT_CODES`)."""
+        from airflow_provider_mps.core.errors import TRANSIENT_CODES, has_code
+
+        return has_code(self.code, TRANSIENT_CODES)
 
     def __reduce__(self):
         return (type(self), (self.code, self.message, self.request_id, self.action))

@@ -10,7 +10,7 @@ One function set shared by every submitter (the single-task operator, batch subm
 * :func:`validate_literal_aigc_image_fields` runs the same checks at DAG parse time on the values
   that are already final (no Jinja, no ``XComArg``), so an obviously wrong DAG is an import error;
   :func:`check_literal_fields` is its per-process memory, which the operators call.
-* :func:`check_positive_seconds` and :func:`check_rate_limit` check the operators' own knobs.
+* :func:`check_seconds` and :func:`check_rate_limit` check the operators' own knobs.
 
 Parsing a DAG file loads this module (for the literal checks) but not the exceptions module,
 which is imported only when a value is refused.
@@ -204,6 +204,8 @@ def _rename_keys(field: str, value: Mapping[Any, Any], names: Mapping[str, str])
         if name is None:
             raise _invalid(field, f"has the unknown key {key!r}; the known keys are {_keys(names)}", value)
         if item is not None and not (isinstance(item, str) and not item.strip()):
+            if name in renamed:
+                raise _invalid(field, f"sets {name} twice", value)
             renamed[name] = item
     return renamed
 
@@ -501,6 +503,37 @@ def build_aigc_image_request(
     return _check(fields, where=where, literal_only=False, strict=strict)
 
 
+def to_api_params(request: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    Rename a request built by :func:`build_aigc_image_request` to the API's names: the parameters sent.
+
+    :param request: a validated request (snake_case keys, nested keys already in the API's spelling).
+    :return: ``CreateAigcImageTask`` parameters, ``AdditionalParameters`` as its JSON string.
+    """
+    params = {AIGC_IMAGE_REQUEST_FIELDS[name]: value for name, value in request.items()}
+    if "AdditionalParameters" in params:
+        params["AdditionalParameters"] = json.dumps(
+            params["AdditionalParameters"], ensure_ascii=False, separators=(",", ":")
+        )
+    return params
+
+
+def build_create_params(
+    fields: Mapping[str, Any], *, where: str = "", strict: bool = False
+) -> dict[str, Any]:
+    """
+    Validate request fields and return the ``CreateAigcImageTask`` parameters to send.
+
+    :func:`build_aigc_image_request` then :func:`to_api_params`: the one path from fields to a request.
+
+    :param fields: as for :func:`build_aigc_image_request`.
+    :param where: prefix for field names in error messages.
+    :param strict: refuse values outside today's documented enumerations.
+    :raises MpsInvalidParameterError: naming the first field that breaks a rule.
+    """
+    return to_api_params(build_aigc_image_request(fields, where=where, strict=strict))
+
+
 def validate_literal_aigc_image_fields(
     fields: Mapping[str, Any], *, where: str = "", strict: bool = False
 ) -> None:
@@ -519,27 +552,35 @@ def validate_literal_aigc_image_fields(
     _check(fields, where=where, literal_only=True, strict=strict)
 
 
-def check_positive_seconds(field: str, value: object) -> None:
+def check_seconds(field: str, value: object, *, minimum: float | None = None) -> None:
     """
-    Refuse ``value`` unless it is a number of seconds greater than 0 (``poll_interval``, ``timeout``).
+    Refuse ``value`` unless it is a number of seconds above 0 (or, with ``minimum``, at least that).
 
     :param field: the argument's name, e.g. ``poll_interval``, named in the error.
     :param value: the value given.
-    :raises MpsInvalidParameterError: when ``value`` is not a number above 0 (``True`` is not a number).
+    :param minimum: the smallest value allowed, or ``None`` for "greater than 0".
+    :raises MpsInvalidParameterError: when ``value`` breaks the rule (``True`` is not a number).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if minimum is None and not (is_number and value > 0):  # type: ignore[operator]
         raise _invalid(field, "must be a number of seconds greater than 0", value)
+    if minimum is not None and not (is_number and value >= minimum):  # type: ignore[operator]
+        raise _invalid(field, f"must be a number of seconds, {minimum:g} or more", value)
 
 
-def check_rate_limit(value: object) -> None:
+def check_rate_limit(value: object, *, optional: bool = False) -> None:
     """
     Refuse a ``rate_limit`` that is not a number of requests per second greater than 0.
 
     :param value: the value given.
+    :param optional: whether ``None`` (no limit of its own) is allowed.
     :raises MpsInvalidParameterError: naming ``rate_limit`` when ``value`` breaks the rule.
     """
+    if optional and value is None:
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise _invalid("rate_limit", "must be a number of requests per second greater than 0", value)
+        rule = "must be a number of requests per second greater than 0" + (", or None" if optional else "")
+        raise _invalid("rate_limit", rule, value)
 
 
 # Parse-time checks of literal request fields, remembered for the configurations already seen.

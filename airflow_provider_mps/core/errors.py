@@ -1,5 +1,9 @@
 """
-One error mapping for both SDK clients, and the retry policy built on it.
+One error mapping for both SDK clients, and the one classifier every caller asks what to do.
+
+:func:`to_mps_error` turns whatever either SDK client raised into the provider's exceptions;
+:func:`classify` tells a caller what an error means for it (:class:`Handling`).  Every error-code
+rule of the provider is in this module.
 
 The two SDK clients fail differently for the same fault:
 
@@ -25,18 +29,107 @@ TLS error may have come after the service got the request.
 
 from __future__ import annotations
 
-import random
 import ssl
 import traceback
+from enum import Enum
 
-from airflow_provider_mps.exceptions import (
-    MpsApiError,
-    MpsError,
-    MpsNetworkError,
-    MpsTransientError,
-    is_transient_error_code,
-)
+from airflow_provider_mps.core.api import CREATE_ACTION
+from airflow_provider_mps.exceptions import MpsApiError, MpsError, MpsNetworkError, MpsTransientError
 from airflow_provider_mps.hooks._mps_connection import redact_userinfo
+
+#: Error-code prefixes the service uses for conditions that clear up on their own.
+TRANSIENT_CODES: tuple[str, ...] = (
+    "RequestLimitExceeded",
+    "InternalError",
+    "ServerNetworkError",
+    "ClientNetworkError",
+    "ResourceUnavailable",
+    "FailedOperation.RequestTimeout",
+)
+#: A create refused for quota created nothing: the one API error a create may be sent again after.
+QUOTA_CODES: tuple[str, ...] = ("RequestLimitExceeded",)
+#: A create answered with these may have created a task before the service failed.
+SERVICE_FAULT_CODES: tuple[str, ...] = ("InternalError",)
+#: Requests the service refuses as malformed: the same request cannot succeed on a retry.
+REFUSED_CODES: tuple[str, ...] = (
+    "InvalidParameter",
+    "InvalidParameterValue",
+    "MissingParameter",
+    "UnknownParameter",
+)
+#: Credentials, permissions and region: no request of the connection can succeed until they change.
+DENIED_CODES: tuple[str, ...] = (
+    "AuthFailure",
+    "UnauthorizedOperation",
+    "OperationDenied",
+    "InvalidAction",
+    "UnsupportedRegion",
+)
+#: The TaskId is unknown to the service.
+NOT_FOUND_CODES: tuple[str, ...] = ("ResourceNotFound",)
+
+
+def has_code(code: str | None, prefixes: tuple[str, ...]) -> bool:
+    """Whether ``code`` is one of ``prefixes`` or a sub-code of one (``InvalidParameter.Prompt``)."""
+    return bool(code) and any(code == prefix or code.startswith(prefix + ".") for prefix in prefixes)  # type: ignore[union-attr]
+
+
+class Handling(str, Enum):
+    """What a caller does with an error: the answer of :func:`classify`."""
+
+    #: Certainly created nothing (quota, a connection never made) or a read-only call that may pass
+    #: now: the hook sends it again, after a backoff.
+    RETRY = "retry"
+    #: A create that may have reached the service: it may have created a task whose TaskId is lost.
+    POSSIBLY_CREATED = "possibly_created"
+    #: The service refused the request's parameters; the same request can never pass.
+    REFUSED = "refused"
+    #: Credentials, permissions or region: nothing sent on this connection passes until they change.
+    DENIED = "denied"
+    #: The TaskId is unknown to the service.
+    NOT_FOUND = "not_found"
+    #: Created nothing, and may pass later: a new Airflow try may send it again.
+    TRANSIENT = "transient"
+    #: Anything else the service answered; created nothing.
+    FAILED = "failed"
+
+    @property
+    def created_nothing(self) -> bool:
+        """Whether the failed call certainly left nothing billable behind."""
+        return self is not Handling.POSSIBLY_CREATED
+
+
+def classify(error: BaseException, action: str) -> Handling:
+    """
+    Say what ``error``, raised by ``action``, means for the caller.
+
+    :param error: a provider exception (anything else is mapped first with :func:`to_mps_error`).
+    :param action: the API action, e.g. ``CreateAigcImageTask``.
+    """
+    if not isinstance(error, MpsError):
+        error = to_mps_error(error, action)
+    if isinstance(error, MpsNetworkError):
+        if not error.request_may_have_reached_service:
+            return Handling.RETRY
+        return Handling.POSSIBLY_CREATED if action == CREATE_ACTION else Handling.RETRY
+    code = getattr(error, "code", None)
+    if not isinstance(error, MpsApiError) or not isinstance(code, str):
+        return Handling.FAILED
+    for prefixes, handling in (
+        (REFUSED_CODES, Handling.REFUSED),
+        (DENIED_CODES, Handling.DENIED),
+        (NOT_FOUND_CODES, Handling.NOT_FOUND),
+    ):
+        if has_code(code, prefixes):
+            return handling
+    if action == CREATE_ACTION:
+        if has_code(code, QUOTA_CODES):
+            return Handling.RETRY
+        if has_code(code, SERVICE_FAULT_CODES):
+            return Handling.POSSIBLY_CREATED
+        return Handling.TRANSIENT if isinstance(error, MpsTransientError) else Handling.FAILED
+    return Handling.RETRY if isinstance(error, MpsTransientError) else Handling.FAILED
+
 
 CONNECT_FAILED = "ClientNetworkError.ConnectFailed"
 TIMEOUT = "ClientNetworkError.Timeout"
@@ -170,8 +263,13 @@ def _network_error(code: str, reached: bool, detail: object, action: str) -> Mps
         CONNECTION_LOST: "The connection was lost after the request was sent",
         MALFORMED_RESPONSE: "The service's answer could not be read as an API response",
     }[code]
+    text = _short(detail)
     return MpsNetworkError(
-        code, f"{what}: {_short(detail)}", None, action, request_may_have_reached_service=reached
+        code,
+        f"{what}: {text}" if text else f"{what}.",
+        None,
+        action,
+        request_may_have_reached_service=reached,
     )
 
 
@@ -190,7 +288,7 @@ def to_mps_error(error: BaseException, action: str) -> MpsError:
         code, message, request_id = error.code or "ClientError", error.message, error.requestId
         if request_id:
             # An API error response: the service's own code, message and RequestId.
-            cls = MpsTransientError if is_transient_error_code(code) else MpsApiError
+            cls = MpsTransientError if has_code(code, TRANSIENT_CODES) else MpsApiError
             return cls(code, _short(message), request_id, action)
         if code == HTTP_ERROR:
             return MpsNetworkError(
@@ -216,43 +314,3 @@ def to_mps_error(error: BaseException, action: str) -> MpsError:
     if _is_malformed_body(error):
         return _network_error(MALFORMED_RESPONSE, True, f"{type(error).__name__}: {error}", action)
     return MpsApiError("ClientError", f"{type(error).__name__}: {_short(error)}", None, action)
-
-
-def is_retryable_describe_error(error: MpsError) -> bool:
-    """Whether a read-only call that failed with ``error`` is worth repeating."""
-    return isinstance(error, MpsApiError) and error.transient
-
-
-def is_retryable_create_error(error: MpsError) -> bool:
-    """
-    Whether a create that failed with ``error`` certainly created nothing and may be repeated.
-
-    Only two failures qualify: the service refused it for quota (``RequestLimitExceeded``), or
-    the connection was never established.
-    """
-    if isinstance(error, MpsNetworkError):
-        return not error.request_may_have_reached_service
-    return isinstance(error, MpsApiError) and (
-        error.code == "RequestLimitExceeded" or error.code.startswith("RequestLimitExceeded.")
-    )
-
-
-def create_may_have_succeeded(error: MpsError) -> bool:
-    """Whether a failed create may still have created a task whose TaskId is now unknown."""
-    if isinstance(error, MpsNetworkError):
-        return error.request_may_have_reached_service
-    return isinstance(error, MpsApiError) and (
-        error.code == "InternalError" or error.code.startswith("InternalError.")
-    )
-
-
-def backoff_delay(attempt: int, base: float, cap: float = 30.0) -> float:
-    """
-    Seconds to wait before retry number ``attempt`` (1-based): exponential, with jitter over its upper half.
-
-    :param attempt: the retry about to be made, 1 for the first.
-    :param base: the delay scale in seconds (the hook's ``retry_delay``).
-    :param cap: the longest wait.
-    """
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
-    return random.uniform(ceiling / 2, ceiling)

@@ -2,83 +2,78 @@
 
 from __future__ import annotations
 
-import time
-from enum import Enum
-from typing import Any
+import asyncio
+import dataclasses
+import threading
+from typing import TYPE_CHECKING, Any
+
+# Imported with the hook (in a worker thread, for the triggers), not on the event loop at first use.
+from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_mps import DEFAULT_CONN_ID
-from airflow_provider_mps.exceptions import (
-    MpsError,
-    MpsTaskFailedError,
-    MpsTaskTimeoutError,
-    MpsTransientError,
-)
-from airflow_provider_mps.hooks._mps_api import (
+from airflow_provider_mps.core.api import (
     CREATE_ACTION,
     DESCRIBE_ACTION,
     TEST_CONNECTION_ACTION,
-    build_create_params,
     build_describe_params,
     parse_create_response,
     parse_describe_response,
     parse_test_connection_response,
+    sdk_request,
 )
-from airflow_provider_mps.hooks._mps_base import check_seconds
+from airflow_provider_mps.core.errors import Handling, classify, to_mps_error
+from airflow_provider_mps.core.retry import RetryPolicy, acall_with_retries, call_with_retries
+from airflow_provider_mps.core.status import (
+    SUCCESS_STATUSES,
+    TERMINAL_STATUSES,
+    MpsAigcImageTaskStatus,
+)
+from airflow_provider_mps.hooks import _mps_clients, _shared_async_clients
+from airflow_provider_mps.hooks._mps_connection import KNOWN_EXTRAS, settings_from_connection, unknown_extras
 from airflow_provider_mps.hooks._mps_connection_form import (
     CONNECTION_TYPE,
     classic_ui_field_behaviour,
     connection_form_widgets,
 )
-from airflow_provider_mps.hooks._mps_errors import (
-    create_may_have_succeeded,
-    is_retryable_create_error,
-    is_retryable_describe_error,
+from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, RoleKeys, resolve_credential
+from airflow_provider_mps.utils.rate_limit import (
+    DEFAULT_RATE,
+    RateLimiter,
+    headroom_for,
+    process_rate_limiter,
 )
-from airflow_provider_mps.hooks._mps_requests import DeadlineReached, MpsRequestHook
-from airflow_provider_mps.utils.prompt import prompt_excerpt
+from airflow_provider_mps.validation import build_create_params, check_rate_limit, check_seconds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Mapping
+
+    from airflow_provider_mps.exceptions import MpsError
+    from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
+
+__all__ = ["SUCCESS_STATUSES", "TERMINAL_STATUSES", "MpsAigcImageTaskStatus", "MpsHook"]
 
 
-class MpsAigcImageTaskStatus(str, Enum):
-    """Status of an MPS AIGC image task, as ``DescribeAigcImageTask`` reports it."""
-
-    WAIT = "WAIT"
-    RUN = "RUN"
-    DONE = "DONE"
-    FAIL = "FAIL"
-
-    @classmethod
-    def is_terminal(cls, status: str) -> bool:
-        """Return whether ``status`` (an enum member or the API's string) is final."""
-        return _value(status) in _TERMINAL_VALUES
-
-
-def _value(status: str) -> str:
-    return status.value if isinstance(status, MpsAigcImageTaskStatus) else status
-
-
-#: Statuses a task never leaves.
-TERMINAL_STATUSES: frozenset[MpsAigcImageTaskStatus] = frozenset(
-    {MpsAigcImageTaskStatus.DONE, MpsAigcImageTaskStatus.FAIL}
-)
-#: Terminal statuses that mean the images are ready.
-SUCCESS_STATUSES: frozenset[MpsAigcImageTaskStatus] = frozenset({MpsAigcImageTaskStatus.DONE})
-_TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_STATUSES)
-
-
-class MpsHook(MpsRequestHook):
+class MpsHook(BaseHook):
     """
     Create and follow Tencent Cloud MPS AIGC image tasks through the official SDK.
 
     Constructing the hook is cheap: the connection is read and the SDK clients are built on first
-    use, once per hook, and reused (keep-alive on).  Every failure raises one of the classes in
-    :mod:`airflow_provider_mps.exceptions`.
+    use, once per hook, and reused (keep-alive on).  Every request, sync or async, goes one way:
+    a role's temporary keys are refreshed, the request waits at the hook's own limiter (if
+    ``rate_limit``) and at the process's limiter of the account (``[tencentcloud_mps] quota_share``),
+    is sent, and any failure becomes one of :mod:`airflow_provider_mps.exceptions`.  What is retried
+    is decided by :func:`~airflow_provider_mps.core.errors.classify` and
+    :class:`~airflow_provider_mps.core.retry.RetryPolicy`.
 
     :param mps_conn_id: the ``tencentcloud_mps`` connection to use.
     :param region: a Tencent Cloud region overriding the connection's ``region`` extra.
-    :param retry_limit: how many times a transient failure is retried (read-only calls; a create
-        is retried only when it certainly created nothing).
+    :param retry_limit: how many times a failure is retried (read-only calls: any transient one; a
+        create: only one that certainly created nothing).
     :param retry_delay: the backoff scale in seconds; retry ``n`` waits up to
         ``retry_delay * 2 ** (n - 1)`` seconds, with jitter.
+    :param rate_limit: the most requests per second of each action this hook sends (its own
+        spacing), or ``None`` for no limit of its own.
     """
 
     conn_name_attr = "mps_conn_id"
@@ -86,105 +81,295 @@ class MpsHook(MpsRequestHook):
     conn_type = CONNECTION_TYPE
     hook_name = "Tencent Cloud MPS"
 
+    def __init__(
+        self,
+        mps_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        region: str | None = None,
+        retry_limit: int = 3,
+        retry_delay: float = 1.0,
+        rate_limit: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(retry_limit, bool) or not isinstance(retry_limit, int) or retry_limit < 0:
+            from airflow_provider_mps.exceptions import MpsInvalidParameterError
+
+            raise MpsInvalidParameterError("retry_limit", "must be a whole number, 0 or more.", retry_limit)
+        check_seconds("retry_delay", retry_delay, minimum=0)
+        check_rate_limit(rate_limit, optional=True)
+        self.mps_conn_id = mps_conn_id
+        self.region = region
+        self.retry_limit = retry_limit
+        self.retry_delay = float(retry_delay)
+        self.rate_limit = None if rate_limit is None else float(rate_limit)
+        self._lock = threading.Lock()
+        self._settings: MpsConnectionSettings | None = None
+        self._credential: ResolvedCredential | None = None
+        self._own_limiters: dict[str, RateLimiter] = {}
+        self._client: Any = None
+        self._async_client: Any = None
+        self._async_client_loop: asyncio.AbstractEventLoop | None = None
+        self._async_client_key: Hashable | None = None
+
     # -- connection form (declared once in _mps_connection_form) ------------------------------
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """
-        Return the connection form's extra fields as WTForms fields (Airflow 2.11 to 3.1).
-
-        Airflow 3.2+ reads the same fields from provider info (``conn-fields``) and does not call this.
-        """
+        """Return the connection form's extra fields (Airflow 2.11 to 3.1; 3.2+ reads ``conn-fields``)."""
         return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """
-        Return the connection form's relabelled, hidden and placeholder fields (Airflow 2.11 to 3.1).
-
-        Airflow 3.2+ reads the same behaviour from provider info (``ui-field-behaviour``).
-        """
+        """Return the connection form's relabelled and hidden fields (Airflow 2.11 to 3.1)."""
         return classic_ui_field_behaviour()
+
+    # -- connection and credential ------------------------------------------------------------
+
+    def _settings_from(self, conn: Any, extras: dict[str, Any]) -> MpsConnectionSettings:
+        settings = settings_from_connection(
+            conn_id=self.mps_conn_id,
+            conn_type=self.conn_type,
+            login=conn.login,
+            password=conn.password,
+            extras=extras,
+            region=self.region,
+        )
+        if unread := unknown_extras(extras, self.conn_type):
+            self.log.warning(
+                "Connection %s has extras %s that a tencentcloud_mps connection does not read; "
+                "the known extras are %s.",
+                self.mps_conn_id,
+                ", ".join(unread),
+                ", ".join(KNOWN_EXTRAS),
+            )
+        return settings
+
+    @property
+    def settings(self) -> MpsConnectionSettings:
+        """The validated connection (read on first use; its secrets are registered for masking)."""
+        with self._lock:
+            if self._settings is None:
+                conn = self.get_connection(self.mps_conn_id)
+                settings = self._settings_from(conn, conn.extra_dejson)
+                for secret in settings.secrets():
+                    mask_secret(secret)
+                self._settings = settings
+            return self._settings
+
+    async def _asettings(self) -> MpsConnectionSettings:
+        """
+        The validated connection, read without blocking the event loop (for triggers).
+
+        Through common-compat, which picks the way each Airflow line allows: ``aget_connection`` on
+        3.3, the sync lookup in a worker thread before (a sync lookup on the loop fails on 3.0).
+        """
+        if self._settings is None:
+            conn = await get_async_connection(self.mps_conn_id, self)
+            extras = await get_async_extra_dejson(conn)
+            settings = self._settings_from(conn, extras)
+            for secret in settings.secrets():
+                await _mps_clients.amask_secret(secret)
+            self._settings = settings
+        return self._settings
+
+    def _resolve_credential(self, settings: MpsConnectionSettings) -> tuple[ResolvedCredential, bool]:
+        """Resolve the credential once; return it and whether this call resolved it."""
+        with self._lock:
+            if self._credential is not None:
+                return self._credential, False
+            self._credential = resolve_credential(settings)
+        self.log.info(
+            "Using Tencent Cloud credentials from %s for MPS at %s (region %s).",
+            self._credential.source,
+            settings.endpoint,
+            settings.region,
+        )
+        return self._credential, True
+
+    @property
+    def credential(self) -> ResolvedCredential:
+        """The credential the clients sign with: the connection's keys or the SDK's chain."""
+        credential, fresh = self._resolve_credential(self.settings)
+        if fresh:
+            for secret in credential.secrets():
+                mask_secret(secret)
+        return credential
+
+    async def _acredential(self) -> ResolvedCredential:
+        if self._credential is not None:
+            return self._credential
+        settings = await self._asettings()
+        # The chain may probe the instance metadata service: keep it off the event loop.
+        credential, fresh = await asyncio.to_thread(self._resolve_credential, settings)
+        if fresh:
+            for secret in credential.secrets():
+                await _mps_clients.amask_secret(secret)
+        return credential
+
+    @property
+    def rate_limit_key(self) -> str:
+        """A non-secret key naming the account and endpoint: ``<SecretId>@<endpoint>`` (or the role)."""
+        return _mps_clients.rate_limit_key(self.credential, self.settings)
+
+    async def arate_limit_key(self) -> str:
+        """Async :attr:`rate_limit_key`: the connection is read without blocking the event loop."""
+        settings = await self._asettings()
+        return _mps_clients.rate_limit_key(await self._acredential(), settings)
+
+    # -- SDK clients --------------------------------------------------------------------------
+
+    def get_conn(self) -> Any:
+        """Return the SDK's sync ``MpsClient`` for this connection (built once, then reused)."""
+        if self._client is None:
+            settings, credential = self.settings, self.credential
+            with self._lock:
+                if self._client is None:
+                    self._client = _mps_clients.build_client(settings, credential)
+        return self._client
+
+    def _client_with_timeout(self, timeout: float | None) -> Any:
+        """The sync client, or for a request that must end sooner than ``request_timeout``, one of its own."""
+        client = self.get_conn()
+        settings = self.settings
+        if timeout is None or timeout >= settings.request_timeout:
+            return client
+        shorter = dataclasses.replace(settings, request_timeout=timeout)
+        return _mps_clients.build_client(shorter, self.credential)
+
+    async def aget_conn(self) -> Any:
+        """
+        Return the SDK's async ``MpsClient`` for the running event loop.
+
+        Shared by every hook of this process with the same settings on this loop
+        (:mod:`~airflow_provider_mps.hooks._shared_async_clients`), built in a worker thread; the
+        hook holds it until :meth:`aclose`.
+        """
+        loop = asyncio.get_running_loop()
+        if self._async_client is not None and self._async_client_loop is loop:
+            return self._async_client
+        settings = await self._asettings()
+        credential = await self._acredential()
+        if self._async_client is not None and self._async_client_loop is loop:
+            return self._async_client  # another coroutine of this hook got it meanwhile
+        await self.aclose()  # a client of another (finished) loop cannot serve this one
+        key = _shared_async_clients.client_key(settings, credential)
+        unused: list[Any] = []
+        client = await _shared_async_clients.acquire(
+            key, lambda: _mps_clients.build_async_client(settings, credential, unused)
+        )
+        for http_client in unused:
+            await http_client.aclose()
+        if self._async_client is not None and self._async_client_loop is loop:
+            _shared_async_clients.release(loop, key)  # acquired meanwhile: keep one use, not two
+            return self._async_client
+        self._async_client, self._async_client_loop, self._async_client_key = client, loop, key
+        return client
+
+    async def aclose(self) -> None:
+        """Release the async client; close it if no other hook on its loop uses it."""
+        client, loop, key = self._async_client, self._async_client_loop, self._async_client_key
+        self._async_client = self._async_client_loop = self._async_client_key = None
+        if client is None or loop is None:
+            return
+        last = _shared_async_clients.release(loop, key)
+        if last is None:
+            return
+        if loop is asyncio.get_running_loop():
+            await last.close()
+        elif not loop.is_closed() and loop.is_running():
+            asyncio.run_coroutine_threadsafe(last.close(), loop)
+
+    # -- the one request path -----------------------------------------------------------------
+
+    def _limiters(self, action: str, key: str) -> list[RateLimiter]:
+        """The limiters a request of ``action`` waits at: the hook's own spacing, then the process's."""
+        limiters = []
+        if self.rate_limit is not None:
+            with self._lock:
+                own = self._own_limiters.get(action)
+                if own is None:
+                    own = RateLimiter(self.rate_limit, headroom=headroom_for(action))
+                    self._own_limiters[action] = own
+            limiters.append(own)
+        limiters.append(process_rate_limiter(key, action))
+        return limiters
+
+    def _call(self, action: str, params: Mapping[str, Any], *, timeout: float | None = None) -> Any:
+        """Send one ``action`` request with the sync client and return the SDK's response."""
+        client = self._client_with_timeout(timeout)
+        request = sdk_request(action, params)
+        if isinstance(client.credential, RoleKeys):
+            for secret in _mps_clients.refresh_role_keys(client.credential, action):
+                mask_secret(secret)
+        for limiter in self._limiters(action, self.rate_limit_key):
+            limiter.acquire()
+        try:
+            return getattr(client, action)(request)
+        except Exception as error:
+            raise to_mps_error(error, action) from error
+
+    async def _acall(self, action: str, params: Mapping[str, Any]) -> Any:
+        """Send one ``action`` request with the async client; nothing here blocks the event loop."""
+        client = await self.aget_conn()
+        request = sdk_request(action, params)
+        if isinstance(client.credential, RoleKeys):
+            for secret in await _mps_clients.arefresh_role_keys(client.credential, action):
+                await _mps_clients.amask_secret(secret)
+        for limiter in self._limiters(action, await self.arate_limit_key()):
+            await limiter.aacquire()
+        try:
+            return await getattr(client, action)(request)
+        except Exception as error:
+            raise to_mps_error(error, action) from error
+
+    def retry_policy(
+        self, action: str, *, deadline: float | None = None, label: str | None = None
+    ) -> RetryPolicy:
+        """
+        The retry policy of ``action``: ``retry_limit`` retries of what :func:`classify` calls ``RETRY``.
+
+        :param action: the API action.
+        :param deadline: a ``time.monotonic()`` time no retry may end after, or ``None``.
+        :param label: what the retry WARNING names, by default the action.
+        """
+        retryable: Callable[[MpsError], bool] = lambda error: classify(error, action) is Handling.RETRY  # noqa: E731
+        return RetryPolicy(
+            self.retry_limit, self.retry_delay, retryable, label or action, self.log, deadline=deadline
+        )
 
     # -- API ----------------------------------------------------------------------------------
 
-    def submit_aigc_image_task(
-        self,
-        *,
-        model_name: str | None = None,
-        model_version: str | None = None,
-        scene_type: str | None = None,
-        prompt: str | None = None,
-        negative_prompt: str | None = None,
-        enhance_prompt: bool | None = None,
-        image_infos: list[str | dict[str, str]] | None = None,
-        output_image_count: int | None = None,
-        extra_parameters: dict[str, Any] | None = None,
-        additional_parameters: dict[str, Any] | str | None = None,
-        store_cos_param: dict[str, str] | None = None,
-        operator: str | None = None,
-    ) -> dict[str, str]:
+    def submit_request(self, params: Mapping[str, Any]) -> dict[str, str]:
         """
-        Create an AIGC image task and return ``{"TaskId", "RequestId"}``.
+        Create an AIGC image task from checked parameters; return ``{"TaskId", "RequestId"}``.
 
         A create is not idempotent on the service: it is retried only when it certainly created
-        nothing (a ``RequestLimitExceeded`` answer, or a connection that was never established).
-        When it fails after the request may have reached the service, a WARNING names the
-        possibly orphaned task and the error is raised.
+        nothing.  A failure that may have created a task is raised as it is; what to do about it is
+        the caller's policy (:mod:`~airflow_provider_mps.core.possibly_created` for the operators).
 
-        :param model_name: the model, e.g. ``Hunyuan``, ``GEM``, ``Qwen``.
-        :param model_version: the model version, e.g. ``3.0``.
-        :param scene_type: a scene for models that have them, e.g. ``3d_panorama``.
-        :param prompt: what to draw; required when no reference image is given.
-        :param negative_prompt: what to keep out of the image.
-        :param enhance_prompt: let the service rewrite the prompt for quality.
-        :param image_infos: reference images, as URLs or ``{"ImageUrl", "ReferenceType"}`` dicts.
-        :param output_image_count: how many images to generate.
-        :param extra_parameters: ``AspectRatio`` / ``Resolution`` / ``LogoAdd`` / ``OutputFormat``
-            (snake_case keys accepted).
-        :param additional_parameters: model-specific parameters, a dict or a JSON object string.
-        :param store_cos_param: ``CosBucketName`` / ``CosBucketRegion`` / ``CosBucketPath`` to store
-            results in your own COS bucket (snake_case keys accepted).
-        :param operator: the operator name recorded by the service.
-        :raises MpsInvalidParameterError: when a field has the wrong type or shape (nothing is sent).
+        :param params: ``CreateAigcImageTask`` parameters under the API's names, as
+            :func:`~airflow_provider_mps.validation.build_create_params` returns them.
         """
-        params = build_create_params(
-            model_name=model_name,
-            model_version=model_version,
-            scene_type=scene_type,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            enhance_prompt=enhance_prompt,
-            image_infos=image_infos,
-            output_image_count=output_image_count,
-            extra_parameters=extra_parameters,
-            additional_parameters=additional_parameters,
-            store_cos_param=store_cos_param,
-            operator=operator,
+        result = call_with_retries(
+            lambda timeout: parse_create_response(self._call(CREATE_ACTION, params, timeout=timeout)),
+            self.retry_policy(CREATE_ACTION),
         )
-        try:
-            result = self._with_retries(
-                CREATE_ACTION,
-                lambda _: parse_create_response(self._call(CREATE_ACTION, params)),
-                is_retryable_create_error,
-            )
-        except MpsError as error:
-            if create_may_have_succeeded(error):
-                # The model, the time and the prompt's start find the orphan in the console.  All are
-                # %-arguments: the hook's logger is a stdlib one before Airflow 3.1, structlog after.
-                self.log.warning(
-                    "CreateAigcImageTask for model %s may have created a task whose TaskId is lost: "
-                    "the request may have reached the service before it failed (%s). It is not retried, "
-                    "to avoid a duplicate task; check the MPS console for an orphaned AIGC image task "
-                    "created around %s UTC with the prompt %s before running again.",
-                    params.get("ModelName", "(default)"),
-                    error,
-                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-                    prompt_excerpt(params.get("Prompt")),
-                )
-            raise
         self.log.info("Created MPS AIGC image task %s (RequestId %s).", result["TaskId"], result["RequestId"])
         return result
+
+    def submit_aigc_image_task(self, **fields: Any) -> dict[str, str]:
+        """
+        Check request fields, create an AIGC image task and return ``{"TaskId", "RequestId"}``.
+
+        :param fields: the request fields in snake_case (``prompt``, ``model_name``,
+            ``model_version``, ``scene_type``, ``negative_prompt``, ``enhance_prompt``,
+            ``image_infos``, ``output_image_count``, ``extra_parameters``,
+            ``additional_parameters``, ``store_cos_param``, ``operator``), checked by
+            :func:`~airflow_provider_mps.validation.build_create_params`.
+        :raises MpsInvalidParameterError: when a field breaks a rule (nothing is sent).
+        """
+        return self.submit_request(build_create_params(fields))
 
     def create_aigc_image_task(self, **fields: Any) -> str:
         """
@@ -194,26 +379,21 @@ class MpsHook(MpsRequestHook):
         """
         return self.submit_aigc_image_task(**fields)["TaskId"]
 
-    def describe_aigc_image_task(self, task_id: str) -> dict[str, Any]:
+    def describe_aigc_image_task(self, task_id: str, *, deadline: float | None = None) -> dict[str, Any]:
         """
         Return ``{"TaskId", "Status", "ImageUrls", "Message", "RequestId"}`` for an AIGC image task.
 
         Transient failures are retried up to ``retry_limit`` times with backoff.
 
         :param task_id: the MPS TaskId.
+        :param deadline: a ``time.monotonic()`` time the call and its retries end by, or ``None``.
         """
-        return self._describe(task_id, deadline=None)
-
-    def _describe(self, task_id: str, *, deadline: float | None) -> dict[str, Any]:
-        """:meth:`describe_aigc_image_task`, its requests and retries ending by ``deadline`` (monotonic)."""
         params = build_describe_params(task_id)
-        return self._with_retries(
-            DESCRIBE_ACTION,
+        return call_with_retries(
             lambda timeout: parse_describe_response(
-                task_id, self._call(DESCRIBE_ACTION, params, timeout=timeout)
+                params["TaskId"], self._call(DESCRIBE_ACTION, params, timeout=timeout)
             ),
-            is_retryable_describe_error,
-            deadline=deadline,
+            self.retry_policy(DESCRIBE_ACTION, deadline=deadline),
         )
 
     async def adescribe_aigc_image_task(self, task_id: str) -> dict[str, Any]:
@@ -225,9 +405,9 @@ class MpsHook(MpsRequestHook):
         params = build_describe_params(task_id)
 
         async def attempt_once() -> dict[str, Any]:
-            return parse_describe_response(task_id, await self._acall(DESCRIBE_ACTION, params))
+            return parse_describe_response(params["TaskId"], await self._acall(DESCRIBE_ACTION, params))
 
-        return await self._awith_retries(DESCRIBE_ACTION, attempt_once, is_retryable_describe_error)
+        return await acall_with_retries(attempt_once, self.retry_policy(DESCRIBE_ACTION))
 
     def wait_for_aigc_image_task(
         self, task_id: str, *, poll_interval: float = 10, timeout: float | None = None
@@ -235,52 +415,39 @@ class MpsHook(MpsRequestHook):
         """
         Poll an AIGC image task until it ends and return its ``DONE`` describe dict.
 
-        Each describe (and its retries) ends by the deadline: a request gets the time left as its
-        timeout, if that is shorter than ``request_timeout`` (but at least
-        :data:`~airflow_provider_mps.hooks._mps_requests.MIN_REQUEST_TIMEOUT`), and no retry starts
-        after it.  So the wait ends within ``timeout`` plus at most that minimum.
+        Runs :class:`~airflow_provider_mps.triggers.mps.MpsAigcImageTaskTrigger` in this process:
+        the provider's one wait loop, the same a deferred task runs in the triggerer.  Errors that
+        :func:`~airflow_provider_mps.core.errors.classify` calls ``RETRY`` are retried until the
+        timeout; a describe in flight when it passes is given up within
+        :data:`~airflow_provider_mps.core.retry.MIN_REQUEST_TIMEOUT`.
 
         :param task_id: the MPS TaskId.
         :param poll_interval: seconds between two describe calls.
         :param timeout: seconds to wait in all, or ``None`` to wait as long as it takes.
         :raises MpsTaskFailedError: when the task ends in ``FAIL``.
-        :raises MpsTaskTimeoutError: when ``timeout`` passes first, also while a describe kept failing
-            with a transient error.
+        :raises MpsTaskTimeoutError: when ``timeout`` passes first.
+        :raises MpsError: when a describe fails with an error that is not retried.
         """
-        check_seconds("poll_interval", poll_interval, minimum=None)
+        from airflow_provider_mps.triggers.mps import (
+            MpsAigcImageTaskTrigger,
+            end_time_after,
+            run_trigger,
+            validate_trigger_event,
+        )
+
+        check_seconds("poll_interval", poll_interval)
         if timeout is not None:
             check_seconds("timeout", timeout, minimum=0)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last_status = None
-        while True:
-            try:
-                result = self._describe(task_id, deadline=deadline)
-            except (DeadlineReached, MpsTransientError) as error:
-                failure = error.error if isinstance(error, DeadlineReached) else error
-                if failure is error and (deadline is None or time.monotonic() < deadline):
-                    raise
-                raise MpsTaskTimeoutError(
-                    f"MPS task {task_id} did not finish within the timeout of {timeout:g} seconds; its last "
-                    f"status was {last_status or 'unknown'}, and the last describe failed: {failure}"
-                ) from failure
-            status = result["Status"]
-            if status != last_status:
-                self.log.info("MPS task %s is %s (RequestId %s).", task_id, status, result["RequestId"])
-                last_status = status
-            if status == MpsAigcImageTaskStatus.DONE.value:
-                return result
-            if status == MpsAigcImageTaskStatus.FAIL.value:
-                raise MpsTaskFailedError(task_id, result["Message"], result["RequestId"])
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise MpsTaskTimeoutError(
-                        f"MPS task {task_id} did not finish within the timeout of {timeout:g} seconds; "
-                        f"its last status was {status}."
-                    )
-                time.sleep(min(poll_interval, remaining))
-            else:
-                time.sleep(poll_interval)
+        self.credential  # noqa: B018 - a bad connection fails here, as itself, not as a trigger event
+        trigger = MpsAigcImageTaskTrigger(
+            mps_task_id=build_describe_params(task_id)["TaskId"],
+            mps_conn_id=self.mps_conn_id,
+            poll_interval=poll_interval,
+            end_time=end_time_after(timeout),
+            region=self.region,
+            rate_limit=self.rate_limit or DEFAULT_RATE,
+        )
+        return validate_trigger_event(run_trigger(trigger), mps_task_id=task_id)
 
     def test_connection(self) -> tuple[bool, str]:
         """Make one cheap read-only call (``DescribeTranscodeTemplates``, ``Limit=1``): (ok, message)."""

@@ -16,13 +16,15 @@ The ledger in the ``task_state_store`` and the submission are in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_mps.core.api import CREATE_ACTION
+from airflow_provider_mps.core.errors import REFUSED_CODES, Handling, classify, has_code
+from airflow_provider_mps.core.status import is_done, is_final
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskTimeoutError
 from airflow_provider_mps.validation import (
     AIGC_IMAGE_REQUEST_FIELDS,
@@ -35,16 +37,6 @@ log = logging.getLogger(__name__)
 
 #: Consecutive service-side or network failures after which the rest of the batch is not sent.
 MAX_CONSECUTIVE_FAILURES = 10
-#: Error codes that no other item of the batch can escape: stop sending at the first one.
-BATCH_FATAL_CODE_PREFIXES = (
-    "AuthFailure",
-    "UnauthorizedOperation",
-    "OperationDenied",
-    "InvalidAction",
-    "UnsupportedRegion",
-)
-#: Error codes of requests the service refuses as malformed: a retry cannot help them.
-REFUSED_REQUEST_CODE_PREFIXES = ("InvalidParameter", "MissingParameter", "UnknownParameter")
 #: ``code`` of an item that was never sent because the batch stopped early.
 NOT_SUBMITTED = "NotSubmitted"
 #: ``code`` of an item still unfinished when the wait timed out.
@@ -176,12 +168,6 @@ def validate_literal_batch(requests: object, shared_fields: object, *, strict: b
             _item_fields(index, item, shared)
 
 
-def fingerprint(request: Mapping[str, Any]) -> str:
-    """A short digest of one prepared request: a retry re-attaches only to an unchanged item."""
-    text = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 # -- failures ---------------------------------------------------------------------------------
 
 
@@ -231,13 +217,7 @@ def create_failure(index: int, error: MpsError, *, possibly_created: bool) -> di
 
 def is_batch_fatal(error: MpsError) -> bool:
     """Whether ``error`` will fail every other item too (bad credentials, no permission, ...)."""
-    code = str(getattr(error, "code", ""))
-    return any(code == prefix or code.startswith(prefix + ".") for prefix in BATCH_FATAL_CODE_PREFIXES)
-
-
-def is_refused_request(code: str) -> bool:
-    """Whether ``code`` says the service refused the request's parameters (a retry cannot help)."""
-    return code.startswith(REFUSED_REQUEST_CODE_PREFIXES)
+    return classify(error, CREATE_ACTION) is Handling.DENIED
 
 
 # -- one try's state --------------------------------------------------------------------------
@@ -280,7 +260,7 @@ class BatchRun:
         ]
 
 
-def record_wait_results(run: BatchRun, outcome: dict[str, Any]) -> dict[int, str]:
+def record_wait_results(run: BatchRun, outcome: dict[str, Any]) -> dict[int, str | None]:
     """
     Record in ``run`` each item's outcome of the wait: its image URLs, or its failure.
 
@@ -290,17 +270,17 @@ def record_wait_results(run: BatchRun, outcome: dict[str, Any]) -> dict[int, str
     """
     results = outcome["results"]
     run.image_urls = [[] for _ in run.task_ids]
-    wait_failed: dict[int, str] = {}
+    wait_failed: dict[int, str | None] = {}
     for index, task_id in enumerate(run.task_ids):
         if task_id is None or index in run.failures:
             continue
         result = results.get(task_id) or {}
         status = result.get("Status")
-        if status == "DONE":
+        if is_done(status):
             run.image_urls[index] = list(result.get("ImageUrls") or [])
             continue
         message: str | None
-        if status in ("WAIT", "RUN", None):
+        if not is_final(status):
             code = TIMED_OUT
             message = f"Still {status or 'unknown'} when waiting ended: {outcome['message']}"
         else:
@@ -313,7 +293,7 @@ def record_wait_results(run: BatchRun, outcome: dict[str, Any]) -> dict[int, str
             request_id=result.get("RequestId"),
             mps_task_id=task_id,
         )
-        wait_failed[index] = str(status)
+        wait_failed[index] = status
     return wait_failed
 
 
@@ -340,7 +320,7 @@ def too_many_failures_error(
         f"the first, requests[{first['index']}], failed with {first['code']}: {first['message']} "
         f"(RequestId: {first['request_id'] or 'none'}). Every failure is in the 'failures' XCom."
     )
-    if all(failure["stage"] == "create" and is_refused_request(failure["code"]) for failure in ordered):
+    if all(failure["stage"] == "create" and has_code(failure["code"], REFUSED_CODES) for failure in ordered):
         return AirflowFailException(
             f"{message} The service refused these requests' parameters; the same requests cannot "
             "succeed on a retry, so the task fails without retrying."
@@ -348,18 +328,3 @@ def too_many_failures_error(
     if all(failure["code"] == TIMED_OUT for failure in ordered):
         return MpsTaskTimeoutError(message)
     return MpsError(message)
-
-
-def first_event(trigger: Any) -> dict[str, Any]:
-    """Run ``trigger`` on this worker until its one event: the sync wait shares the deferrable path."""
-    import asyncio
-
-    async def first() -> dict[str, Any]:
-        try:
-            async for event in trigger.run():
-                return event.payload
-        finally:
-            await trigger.cleanup()
-        raise MpsError("The batch trigger ended without an event.")
-
-    return asyncio.run(first())

@@ -23,6 +23,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_mps.core.api import CREATE_ACTION
+from airflow_provider_mps.core.errors import Handling, classify
+from airflow_provider_mps.core.retry import RetryPolicy, call_with_retries
 from airflow_provider_mps.exceptions import MpsError, MpsNetworkError
 from airflow_provider_mps.operators._mps_batch import (
     MAX_CONSECUTIVE_FAILURES,
@@ -32,6 +35,7 @@ from airflow_provider_mps.operators._mps_batch import (
     item_failure,
 )
 from airflow_provider_mps.operators._mps_batch_ledger import LEDGER_CHUNK_SIZE, LEDGER_KEY_PREFIX, BatchLedger
+from airflow_provider_mps.validation import to_api_params
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Mapping
@@ -141,46 +145,46 @@ class BatchSubmitter:
         return outcome
 
     def _send(self, index: int, request: dict[str, Any]) -> CreateOutcome:
-        from airflow_provider_mps.hooks._mps_errors import backoff_delay, is_retryable_create_error
+        policy = RetryPolicy(
+            self._retry_limit,
+            self._retry_delay,
+            lambda error: classify(error, CREATE_ACTION) is Handling.RETRY,
+            f"requests[{index}]: {CREATE_ACTION}",
+            log,
+        )
+        params = to_api_params(request)
 
-        attempt = 0
-        while True:
-            if self._stopped.is_set():
-                return CreateOutcome(index, submitted=False)
-            self._limiter.acquire()
-            if self._stopped.is_set():
-                return CreateOutcome(index, submitted=False)
+        def attempt_once(timeout: float | None) -> dict[str, str]:
+            for wait in (None, self._limiter.acquire):
+                if wait is not None:
+                    wait()
+                if self._stopped.is_set():
+                    raise _NotSent
             if self._on_sending is not None:
                 self._on_sending(index)
-            try:
-                return CreateOutcome(index, response=self._hook.submit_aigc_image_task(**request))
-            except MpsError as error:
-                if attempt >= self._retry_limit or not is_retryable_create_error(error):
-                    return CreateOutcome(index, error=error)
-                attempt += 1
-                delay = backoff_delay(attempt, self._retry_delay)
-                log.warning(
-                    "requests[%s]: CreateAigcImageTask failed with %s before creating anything; "
-                    "retry %s of %s in %.1f s.",
-                    index,
-                    getattr(error, "code", type(error).__name__),
-                    attempt,
-                    self._retry_limit,
-                    delay,
-                )
-                if self._stopped.wait(delay):
-                    return CreateOutcome(index, error=error)
-            except Exception as error:  # not one of ours: unknown whether the service acted on it
-                return CreateOutcome(
-                    index,
-                    error=MpsNetworkError(
-                        "ClientError.Unexpected",
-                        f"{type(error).__name__}: {error}",
-                        None,
-                        "CreateAigcImageTask",
-                        request_may_have_reached_service=True,
-                    ),
-                )
+            return self._hook.submit_request(params)
+
+        try:
+            return CreateOutcome(
+                index, response=call_with_retries(attempt_once, policy, sleep=self._stopped.wait)
+            )
+        except _NotSent:
+            return CreateOutcome(index, submitted=False)
+        except MpsError as error:
+            return CreateOutcome(index, error=error)
+        except Exception as error:  # not one of ours: unknown whether the service acted on it
+            unexpected = MpsNetworkError(
+                "ClientError.Unexpected",
+                f"{type(error).__name__}: {error}",
+                None,
+                CREATE_ACTION,
+                request_may_have_reached_service=True,
+            )
+            return CreateOutcome(index, error=unexpected)
+
+
+class _NotSent(Exception):
+    """The batch stopped before this item was sent."""
 
 
 class ProgressLog:
@@ -233,7 +237,6 @@ def submit_batch(
     :param run: this try's state of every item, updated in place.
     :param logger: the operator's logger.
     """
-    from airflow_provider_mps.hooks._mps_errors import create_may_have_succeeded
     from airflow_provider_mps.operators._possibly_created import (
         log_possible_duplicate,
         possibly_created_entry,
@@ -248,7 +251,7 @@ def submit_batch(
         if outcome.response is not None:
             if ledger is not None:
                 ledger.record(index, fingerprints[index], **outcome.response)
-        elif outcome.error is not None and create_may_have_succeeded(outcome.error):
+        elif outcome.error is not None and not classify(outcome.error, CREATE_ACTION).created_nothing:
             entry = possibly_created_entry(outcome.error, to_create[index], fingerprints[index])
             outcome.possibly_created = entry
             outcome.count = ledger.record_possibly_created(index, fingerprints[index], entry) if ledger else 1

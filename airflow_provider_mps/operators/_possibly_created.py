@@ -239,9 +239,10 @@ def check_failed_create(
     :param log: the operator's logger.
     :raises AirflowFailException: when the create may have created a task, without the opt-in.
     """
-    from airflow_provider_mps.hooks._mps_errors import create_may_have_succeeded
+    from airflow_provider_mps.core.api import CREATE_ACTION
+    from airflow_provider_mps.core.errors import classify
 
-    if not create_may_have_succeeded(error):
+    if classify(error, CREATE_ACTION).created_nothing:
         return
     entry = possibly_created_entry(error, request, fingerprint)
     log_possible_duplicate(log, entry, record_entry(store, key, entry))

@@ -12,6 +12,8 @@ place that decides it.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -19,6 +21,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow.providers.common.compat.sdk import Context
     from pydantic import JsonValue
 
@@ -118,20 +122,20 @@ def defer_timeout(timeout: float | None) -> datetime.timedelta | None:
     return datetime.timedelta(seconds=timeout + DEFER_TIMEOUT_GRACE_SECONDS)
 
 
+def fingerprint(request: Mapping[str, Any]) -> str:
+    """A short digest of one rendered request: a retry re-attaches only to a task made for the same one."""
+    text = json.dumps(request, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def stored_job(external_id: JsonValue) -> dict[str, Any]:
     """
-    Read a stored job: ``{"TaskId", "RequestId", "Fingerprint"}``, or a bare TaskId string.
+    Read a stored job, ``{"TaskId", "RequestId", "Fingerprint"}``, as the create operator writes it.
 
-    A job stored before fingerprints were kept has ``Fingerprint`` ``None`` and is trusted as it is.
+    :raises TypeError: when ``external_id`` is not such a record.
     """
     if isinstance(external_id, dict) and isinstance(external_id.get("TaskId"), str):
-        return {
-            "TaskId": external_id["TaskId"],
-            "RequestId": external_id.get("RequestId"),
-            "Fingerprint": external_id.get("Fingerprint"),
-        }
-    if isinstance(external_id, str):
-        return {"TaskId": external_id, "RequestId": None, "Fingerprint": None}
+        return {key: external_id.get(key) for key in ("TaskId", "RequestId", "Fingerprint")}
     raise TypeError(f"The stored MPS job {external_id!r} holds no TaskId.")
 
 
@@ -139,13 +143,11 @@ def stored_for_another_request(job: dict[str, Any], fingerprint: str, log: Any) 
     """
     Whether a stored job was created for another rendered request; if so, log that a new one is made.
 
-    A job stored without a fingerprint (by an earlier version of the provider) is trusted.
-
     :param job: the :func:`stored_job`.
     :param fingerprint: the fingerprint of this try's rendered request.
     :param log: the operator's logger.
     """
-    if job.get("Fingerprint") in (None, fingerprint):
+    if job.get("Fingerprint") == fingerprint:
         return False
     log.warning(
         "MPS task %s from an earlier try was created for another request (the rendered fields changed "

@@ -7,7 +7,6 @@ The batch operator, creating many tasks from one Airflow task, is
 
 from __future__ import annotations
 
-import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +17,8 @@ from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.validation import (
     build_aigc_image_request,
     check_literal_fields,
-    check_positive_seconds as _check_seconds,
     check_rate_limit,
+    check_seconds as _check_seconds,
 )
 
 if TYPE_CHECKING:
@@ -33,15 +32,6 @@ if TYPE_CHECKING:
 
 #: XCom key of the ``CreateAigcImageTask`` RequestId (quote it in support cases).
 REQUEST_ID_XCOM_KEY = "request_id"
-
-#: Status reported for a stored TaskId the service no longer knows (never an MPS status).
-_GONE = "NOT_FOUND"
-
-#: Status reported for a stored TaskId created for another request (never an MPS status).
-_SUPERSEDED = "OTHER_REQUEST"
-
-#: With ``timeout=None`` a deferred wait still needs a deadline: effectively none.
-_NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
 
 
 class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
@@ -223,8 +213,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> str:
         """Validate the request, create the task (or re-attach to this task's earlier one), wait if asked."""
         # Imported where it runs, as the hook is: parsing a DAG file does not need it.
-        from airflow_provider_mps.operators._mps_batch import fingerprint
-        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
+        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit, fingerprint
 
         self._request = build_aigc_image_request(self._request_fields(), strict=self.strict_validation)
         self._fingerprint = fingerprint(self._request)
@@ -286,21 +275,23 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         unless ``resubmit_on_retry`` (:mod:`~airflow_provider_mps.operators._possibly_created`).
         """
         # Imported here, as in get_job_status: parsing a DAG file does not need the exceptions.
-        from airflow_provider_mps.exceptions import MpsApiError, MpsError
+        from airflow_provider_mps.core.api import CREATE_ACTION
+        from airflow_provider_mps.core.errors import Handling, classify
+        from airflow_provider_mps.exceptions import MpsError
         from airflow_provider_mps.operators import _possibly_created as possibly
-        from airflow_provider_mps.operators._mps_batch import is_refused_request
+        from airflow_provider_mps.validation import to_api_params
 
         store, key = self._store(context), f"{self.external_id_key}.possibly_created"
         policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
         possibly.check_earlier_creates(fingerprint=self._fingerprint, **policy)
         # Written ahead: a worker killed before the TaskId is stored leaves this record behind.
         sending = possibly.record_sending(store, key, self._request, self._fingerprint)
-        # The hook logs the TaskId and RequestId, and warns when a failed create may have created a task.
+        # The hook logs the TaskId and RequestId; what a failure means is decided here, once.
         try:
-            response = self.hook.submit_aigc_image_task(**self._request)
+            response = self.hook.submit_request(to_api_params(self._request))
         except MpsError as error:
             possibly.take_back_sending(store, key, sending)
-            if isinstance(error, MpsApiError) and is_refused_request(error.code):
+            if classify(error, CREATE_ACTION) is Handling.REFUSED:
                 raise AirflowFailException(
                     f"{error} The service refused the request's parameters; the same request cannot "
                     "succeed on a retry, so the task fails without retrying."
@@ -329,22 +320,25 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         """Describe the stored task; a task the service no longer knows reports ``NOT_FOUND``."""
-        from airflow_provider_mps.exceptions import MpsApiError
+        from airflow_provider_mps.core.api import DESCRIBE_ACTION
+        from airflow_provider_mps.core.errors import Handling, classify
+        from airflow_provider_mps.core.status import LocalStatus
+        from airflow_provider_mps.exceptions import MpsError
         from airflow_provider_mps.operators._reattach import stored_for_another_request, stored_job
 
         job = stored_job(external_id)
         if stored_for_another_request(job, self._fingerprint, self.log):
-            return _SUPERSEDED
+            return LocalStatus.OTHER_REQUEST.value
         try:
             result = self.hook.describe_aigc_image_task(job["TaskId"])
-        except MpsApiError as error:
-            if error.code.startswith("ResourceNotFound"):
+        except MpsError as error:
+            if classify(error, DESCRIBE_ACTION) is Handling.NOT_FOUND:
                 self.log.warning(
                     "MPS task %s from an earlier try is unknown to the service (%s); creating a new one.",
                     job["TaskId"],
-                    error.code,
+                    getattr(error, "code", error),
                 )
-                return _GONE
+                return LocalStatus.NOT_FOUND.value
             raise
         status = str(result["Status"])
         self.log.info("MPS task %s from an earlier try is %s", job["TaskId"], status)
@@ -356,15 +350,15 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
 
     def is_job_active(self, status: str) -> bool:
         """Whether the task is still running (any status but ``DONE``/``FAIL`` counts as running)."""
-        from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
+        from airflow_provider_mps.core.status import LocalStatus, is_final
 
-        return status not in (_GONE, _SUPERSEDED) and not MpsAigcImageTaskStatus.is_terminal(status)
+        return status != LocalStatus.OTHER_REQUEST.value and not is_final(status)
 
     def is_job_succeeded(self, status: str) -> bool:
         """Whether the task is ``DONE``."""
-        from airflow_provider_mps.hooks.mps import SUCCESS_STATUSES
+        from airflow_provider_mps.core.status import is_done
 
-        return status in SUCCESS_STATUSES
+        return is_done(status)
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
         """Wait as configured: not at all, on this worker, or deferred to the triggerer."""
@@ -385,16 +379,15 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
 
     def _defer(self, mps_task_id: str) -> None:
         from airflow_provider_mps.operators._reattach import defer_timeout
-        from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
+        from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger, end_time_after
 
-        wait = self.timeout if self.timeout is not None else _NO_DEADLINE_SECONDS
         self.log.info("Deferring until MPS task %s finishes (timeout %s s)", mps_task_id, self.timeout)
         self.defer(
             trigger=MpsAigcImageTaskTrigger(
                 mps_task_id=mps_task_id,
                 mps_conn_id=self.mps_conn_id,
                 poll_interval=self.poll_interval,
-                end_time=time.time() + wait,
+                end_time=end_time_after(self.timeout),
                 region=self.region,
                 rate_limit=self.rate_limit,
             ),

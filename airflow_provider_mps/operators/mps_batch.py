@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +9,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
-from airflow_provider_mps.operators.mps import _NO_DEADLINE_SECONDS
-from airflow_provider_mps.validation import check_positive_seconds as _check_seconds, check_rate_limit
+from airflow_provider_mps.validation import check_rate_limit, check_seconds as _check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,9 +30,6 @@ BATCH_REQUEST_IDS_XCOM_KEY = "request_ids"
 
 #: XCom key carrying the TaskIds across a deferral when ``do_xcom_push=False`` (no ``return_value``).
 _DEFERRED_TASK_IDS_XCOM_KEY = "deferred_task_ids"
-
-#: What an item's status is when waiting ended before its task did (unknown: never described).
-_UNFINISHED = ("WAIT", "RUN", "None")
 
 #: ``get_job_status`` of a batch whose every item has a task to wait for: the retry re-attaches.
 SUBMITTED = "SUBMITTED"
@@ -191,8 +186,8 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Context) -> list[str | None]:
         """Validate every item, create the tasks (re-attaching to an earlier try's), wait if asked."""
-        from airflow_provider_mps.operators._mps_batch import fingerprint, prepare_batch_requests
-        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit
+        from airflow_provider_mps.operators._mps_batch import prepare_batch_requests
+        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit, fingerprint
 
         self._requests = prepare_batch_requests(
             self.requests, self.shared_fields, strict=self.strict_validation
@@ -254,8 +249,9 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> JsonValue:
         """Create every item that has no task of an earlier try to reuse; return the batch's summary."""
+        from airflow_provider_mps.core.api import CREATE_ACTION
         from airflow_provider_mps.operators._mps_batch_submit import submit_batch
-        from airflow_provider_mps.utils.rate_limit import get_rate_limiter
+        from airflow_provider_mps.utils.rate_limit import RateLimiter, headroom_for
 
         run = self._resume(context)
         to_create = {
@@ -267,8 +263,9 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             self.log.info(
                 "Submitting %s MPS AIGC image task(s) at up to %s/s.", len(to_create), self.rate_limit
             )
-            # Read the connection on this thread: the workers only send requests.
-            limiter = get_rate_limiter(self.hook.rate_limit_key, "CreateAigcImageTask", self.rate_limit)
+            # The batch's own spacing; each create also waits at the process's limiter of the account.
+            limiter = RateLimiter(self.rate_limit, headroom=headroom_for(CREATE_ACTION))
+            self.hook.get_conn()  # the connection is read on this thread: the workers only send
             submit_batch(self.hook, limiter, to_create, self._fingerprints, self._ledger, run, self.log)
         return {"Items": len(self._requests)}
 
@@ -307,9 +304,9 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             # The XComs carry the batch across the deferral (dag.test() drops defer kwargs).
             self._push(context, run, image_urls=None, deferring=True)
             self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_timeout(self.timeout))
-        from airflow_provider_mps.operators._mps_batch import first_event
+        from airflow_provider_mps.triggers.mps import run_trigger
 
-        run.event = first_event(trigger)
+        run.event = run_trigger(trigger)
 
     def get_job_result(self, external_id: JsonValue, context: Context) -> None:
         """Nothing to fetch: :meth:`execute` returns the TaskIds and pushes the XComs."""
@@ -333,19 +330,19 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     # -- waiting ------------------------------------------------------------------------------
 
     def _trigger(self, mps_task_ids: list[str]) -> Any:
-        from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger
+        from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger, end_time_after
 
-        wait = self.timeout if self.timeout is not None else _NO_DEADLINE_SECONDS
         return MpsAigcImageTasksTrigger(
             mps_task_ids=mps_task_ids,
             mps_conn_id=self.mps_conn_id,
             poll_interval=self.poll_interval,
-            end_time=time.time() + wait,
+            end_time=end_time_after(self.timeout),
             region=self.region,
             rate_limit=self.rate_limit,
         )
 
     def _complete(self, context: Context, event: dict[str, Any] | None, run: BatchRun) -> list[str | None]:
+        from airflow_provider_mps.core.status import is_final
         from airflow_provider_mps.operators._mps_batch import record_wait_results
         from airflow_provider_mps.triggers.mps import validate_tasks_trigger_event
 
@@ -361,7 +358,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
                 from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
 
                 # Items whose task ended without images are created anew by the retry.
-                ended = {index: status for index, status in wait_failed.items() if status not in _UNFINISHED}
+                ended = {index: str(status) for index, status in wait_failed.items() if is_final(status)}
                 BatchLedger(store, len(run.task_ids)).mark_failed(ended)
         done = sum(bool(urls) for urls in run.image_urls or [])
         self.log.info(

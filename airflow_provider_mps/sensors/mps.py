@@ -170,22 +170,26 @@ class MpsAigcImageTaskSensor(BaseSensorOperator):
 
         :param context: the task context.
         """
-        from airflow_provider_mps.exceptions import MpsTaskFailedError, MpsTransientError
-        from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
+        from airflow_provider_mps.core.api import DESCRIBE_ACTION
+        from airflow_provider_mps.core.errors import Handling, classify
+        from airflow_provider_mps.core.status import is_done, is_failed
+        from airflow_provider_mps.exceptions import MpsError, MpsTaskFailedError
 
         try:
             result = self.hook.describe_aigc_image_task(self.mps_task_id)
-        except MpsTransientError as error:
+        except MpsError as error:
+            if classify(error, DESCRIBE_ACTION) is not Handling.RETRY:
+                raise
             self.log.warning(
                 "Could not describe MPS task %s, trying again later: %s", self.mps_task_id, error
             )
             return False
         status = result["Status"]
-        if status == MpsAigcImageTaskStatus.FAIL.value:
+        if is_failed(status):
             failure = MpsTaskFailedError(self.mps_task_id, result.get("Message"), result.get("RequestId"))
             # AirflowFailException: no retry can change a finished task; soft_fail turns it into a skip.
             raise AirflowFailException(str(failure)) from failure
-        if status != MpsAigcImageTaskStatus.DONE.value:
+        if not is_done(status):
             self.log.info("MPS task %s is %s", self.mps_task_id, status)
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(context, result))

@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import Asset, BaseOperator, ObjectStora
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
 from airflow_provider_mps.links.mps import MPS_TASK_ID_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
-from airflow_provider_mps.validation import check_positive_seconds
+from airflow_provider_mps.validation import check_seconds
 
 # The exceptions and the TaskId check are imported in the methods that run the transfer: a DAG
 # file is parsed again and again without needing them.
@@ -139,9 +139,9 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         # Not templated: final when the DAG is parsed, so a wrong value is an import error.
-        check_positive_seconds("poll_interval", poll_interval)
+        check_seconds("poll_interval", poll_interval)
         if timeout is not None:
-            check_positive_seconds("timeout", timeout)
+            check_seconds("timeout", timeout)
         self.mps_task_id = mps_task_id
         self.destination = destination
         self.dest_conn_id = dest_conn_id
@@ -242,8 +242,8 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         return folder
 
     def _finished_image_urls(self, mps_task_id: str) -> list[str]:
+        from airflow_provider_mps.core.status import is_done, is_failed
         from airflow_provider_mps.exceptions import MpsError, MpsTaskFailedError
-        from airflow_provider_mps.hooks.mps import MpsAigcImageTaskStatus
 
         if self.wait_for_completion:
             result = self.hook.wait_for_aigc_image_task(
@@ -252,9 +252,9 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
         else:
             result = self.hook.describe_aigc_image_task(mps_task_id)
             status = result["Status"]
-            if status == MpsAigcImageTaskStatus.FAIL.value:
+            if is_failed(status):
                 raise MpsTaskFailedError(mps_task_id, result.get("Message"), result.get("RequestId"))
-            if status != MpsAigcImageTaskStatus.DONE.value:
+            if not is_done(status):
                 raise MpsError(
                     f"MPS task {mps_task_id} is {status}, not DONE; its images cannot be saved yet. "
                     "Set wait_for_completion=True to wait for it."

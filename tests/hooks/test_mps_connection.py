@@ -237,7 +237,7 @@ def test_unknown_extras_are_reported_as_a_warning(set_connection, hook_logs):
 
     assert [log["event"] for log in hook_logs if log["log_level"] == "warning"] == [
         "Connection mps_typo has extras regoin that a tencentcloud_mps connection does not read; the "
-        "known extras are region, endpoint, token, request_timeout, proxy, language."
+        "known extras are region, endpoint, token, request_timeout, proxy, language, image_budget."
     ]
 
 

@@ -108,9 +108,9 @@ def test_the_async_client_loads_its_ca_bundle_in_a_worker_thread_not_on_the_even
 
 @pytest.mark.asyncio
 async def test_hooks_asking_for_the_client_while_it_is_built_share_that_one_build(mps_conn, monkeypatch):
-    from airflow_provider_mps.hooks import _shared_async_clients
+    from airflow_provider_mps.hooks import _mps_clients, _shared_async_clients
 
-    builds = threads_calling(monkeypatch, MpsHook, "_build_async_client")
+    builds = threads_calling(monkeypatch, _mps_clients, "build_async_client")
     hooks = [MpsHook() for _ in range(5)]
 
     clients = await asyncio.gather(*(hook.aget_conn() for hook in hooks))

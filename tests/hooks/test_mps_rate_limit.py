@@ -55,7 +55,7 @@ class _CountingLimiter:
 @pytest.fixture
 def process_grants(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
     """``(action, rate)`` of every call the hooks let through their process's limiters."""
-    from airflow_provider_mps.hooks import _mps_requests
+    from airflow_provider_mps.hooks import mps as _mps_requests
 
     grants: list[tuple[str, float]] = []
     real = _mps_requests.process_rate_limiter
@@ -121,14 +121,17 @@ def test_every_request_path_of_the_process_waits_at_its_quota_share(mps_conn, pr
         "async": None,
     }
     requests = mps_conn.requests()
-    assert [r["ErrorCode"] for r in requests] == [None] * 10
-    assert sorted(r["Action"] for r in requests) == [CREATE] * 4 + [DESCRIBE] * 6
+    assert [r["ErrorCode"] for r in requests] == [None] * len(requests)
+    # The wait's one describe is cut off if its deadline passes while it queues at the limiter.
+    describes = sum(r["Action"] == DESCRIBE for r in requests)
+    assert describes in (5, 6)
+    assert sorted(r["Action"] for r in requests) == [CREATE] * 4 + [DESCRIBE] * describes
     # Each request the emulator saw went through the process's limiter of its action, at the share.
-    assert sorted(process_grants) == [(CREATE, SHARE)] * 4 + [(DESCRIBE, SHARE)] * 6
+    assert sorted(process_grants) == [(CREATE, SHARE)] * 4 + [(DESCRIBE, SHARE)] * describes
 
 
 def test_a_hooks_own_rate_limit_spaces_only_its_own_calls(mps_conn, process_grants, monkeypatch):
-    from airflow_provider_mps.hooks import _mps_requests
+    from airflow_provider_mps.hooks import mps as _mps_requests
     from airflow_provider_mps.utils.rate_limit import process_rate_limiter
 
     own_grants: list[float] = []

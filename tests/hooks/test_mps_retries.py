@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from airflow_provider_mps.core.errors import Handling, classify
 from airflow_provider_mps.exceptions import MpsApiError, MpsNetworkError, MpsTransientError
 from airflow_provider_mps.hooks.mps import MpsHook
 
@@ -124,20 +125,20 @@ def test_create_retries_when_the_connection_was_never_established(
     assert [" retry 1 of 2 in " in warnings[0], " retry 2 of 2 in " in warnings[1]] == [True, True]
 
 
-def test_create_is_not_retried_after_an_internal_error_and_warns_of_an_orphan(mps_conn, hook_logs):
+def assert_left_to_the_caller(error, hook_logs):
+    """A possibly created task is judged once, by the caller's policy: the hook only raises."""
+    assert classify(error, "CreateAigcImageTask") is Handling.POSSIBLY_CREATED
+    assert [log for log in hook_logs if log["log_level"] == "warning"] == []
+
+
+def test_create_is_not_retried_after_an_internal_error_and_is_judged_possibly_created(mps_conn, hook_logs):
     mps_conn.configure(error_code="InternalError", error_burst={"CreateAigcImageTask": 1})
 
     with pytest.raises(MpsTransientError) as raised:
         MpsHook(retry_limit=3, retry_delay=0.01).create_aigc_image_task(prompt="p", model_name="GEM")
 
     assert calls(mps_conn) == [("CreateAigcImageTask", "InternalError")]
-    [warning] = [log for log in hook_logs if log["log_level"] == "warning"]
-    assert warning["event"].startswith(
-        "CreateAigcImageTask for model GEM may have created a task whose TaskId is lost: the request may "
-        f"have reached the service before it failed ({raised.value}). It is not retried, to avoid a "
-        "duplicate task; check the MPS console for an orphaned AIGC image task created around "
-    )
-    assert warning["event"].endswith(" UTC with the prompt 'p' before running again.")
+    assert_left_to_the_caller(raised.value, hook_logs)
 
 
 def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_created(mps_conn, hook_logs):
@@ -153,11 +154,7 @@ def test_create_is_not_retried_when_the_connection_drops_after_the_task_was_crea
     )
     assert len(mps_conn.tasks()) == 1  # the orphan the warning tells the user about
     assert [action for action, _ in calls(mps_conn)] == ["CreateAigcImageTask"]
-    [warning] = [log for log in hook_logs if log["log_level"] == "warning"]
-    assert "may have created a task whose TaskId is lost" in warning["event"]
-    # The prompt's first 60 characters help find the orphan in the MPS console.
-    assert warning["event"].endswith(f" UTC with the prompt {prompt[:57] + '...'!r} before running again.")
-    assert len(prompt[:57] + "...") == 60
+    assert_left_to_the_caller(raised.value, hook_logs)
 
 
 def test_create_is_not_retried_after_a_tls_error_while_reading_the_answer(
@@ -175,8 +172,7 @@ def test_create_is_not_retried_after_a_tls_error_while_reading_the_answer(
         True,
     )
     assert len(server.received) == 1
-    [warning] = [log for log in hook_logs if log["log_level"] == "warning"]
-    assert "may have created a task whose TaskId is lost" in warning["event"]
+    assert_left_to_the_caller(raised.value, hook_logs)
 
 
 def test_create_is_retried_after_a_failed_tls_handshake(emulator_connection, tls_fault_server, hook_logs):

@@ -35,7 +35,7 @@ STATE_KEY = "mps_aigc_image_task"
 
 def request_fingerprint(**fields: Any) -> str:
     """The fingerprint the operator stores with a TaskId, for a request of these fields."""
-    from airflow_provider_mps.operators._mps_batch import fingerprint
+    from airflow_provider_mps.operators._reattach import fingerprint
     from airflow_provider_mps.validation import build_aigc_image_request
 
     return fingerprint(build_aigc_image_request(fields))
@@ -446,7 +446,7 @@ def test_wait_for_completion_gives_up_after_the_timeout_and_keeps_the_task_for_t
     mps_conn.configure(run_seconds=60)
     context = make_context()
 
-    with pytest.raises(MpsTaskTimeoutError, match="did not finish within the timeout of 0.3 seconds"):
+    with pytest.raises(MpsTaskTimeoutError, match="did not finish before .*; its last status was"):
         make_operator(prompt="a cat", wait_for_completion=True, timeout=0.3).execute(context)
 
     [created] = mps_conn.tasks()
@@ -590,7 +590,7 @@ def test_execute_complete_never_assumes_success(event, error, message):
 def test_retry_reattaches_to_the_running_task_and_waits_for_it_instead_of_creating_another(mps_conn):
     mps_conn.configure(run_seconds=1.0)
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
-    store = DictTaskStateStore({STATE_KEY: first})
+    store = DictTaskStateStore({STATE_KEY: stored_job(first)})
     context = make_context(store, try_number=2)
 
     task_id = make_operator(prompt="a cat", wait_for_completion=True).execute(context)
@@ -601,13 +601,13 @@ def test_retry_reattaches_to_the_running_task_and_waits_for_it_instead_of_creati
         "request_id": first["RequestId"],
         "image_urls": [f"{mps_conn.endpoint}/images/{task_id}/0.png"],
     }
-    assert store.values == {STATE_KEY: first}
+    assert store.values == {STATE_KEY: stored_job(first)}
 
 
 @needs_task_state_store
 def test_retry_without_waiting_returns_the_earlier_task_id_without_creating_another(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
-    context = make_context(DictTaskStateStore({STATE_KEY: first}), try_number=2)
+    context = make_context(DictTaskStateStore({STATE_KEY: stored_job(first)}), try_number=2)
 
     task_id = make_operator(prompt="a cat").execute(context)
 
@@ -623,7 +623,7 @@ def test_retry_without_waiting_returns_the_earlier_task_id_without_creating_anot
 def test_retry_of_a_deferrable_operator_defers_again_on_the_earlier_task(mps_conn):
     mps_conn.configure(run_seconds=60)
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
-    context = make_context(DictTaskStateStore({STATE_KEY: first}), try_number=2)
+    context = make_context(DictTaskStateStore({STATE_KEY: stored_job(first)}), try_number=2)
 
     with pytest.raises(TaskDeferred) as raised:
         make_operator(prompt="a cat", wait_for_completion=True, deferrable=True).execute(context)
@@ -645,7 +645,7 @@ def test_retry_after_the_earlier_task_failed_creates_a_new_task(mps_conn):
 
 @needs_task_state_store
 def test_retry_after_the_service_forgot_the_task_creates_a_new_task(mps_conn, task_logs):
-    store = DictTaskStateStore({STATE_KEY: {"TaskId": "1-AigcImage-gone", "RequestId": "r-0"}})
+    store = DictTaskStateStore({STATE_KEY: stored_job({"TaskId": "1-AigcImage-gone", "RequestId": "r-0"})})
 
     task_id = make_operator(prompt="a cat").execute(make_context(store, try_number=2))
 
@@ -669,7 +669,7 @@ def test_retry_without_a_stored_task_creates_one(mps_conn):
 @needs_task_state_store
 def test_durable_false_creates_a_new_task_on_every_try(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
-    store = DictTaskStateStore({STATE_KEY: first})
+    store = DictTaskStateStore({STATE_KEY: stored_job(first)})
 
     task_id = make_operator(prompt="a cat", durable=False).execute(make_context(store, try_number=2))
 
@@ -737,7 +737,7 @@ def test_first_try_before_airflow_3_3_says_that_its_retries_cannot_reattach(mps_
 @needs_task_state_store
 def test_resubmit_on_retry_changes_nothing_on_airflow_3_3_where_the_retry_reattaches(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
-    context = make_context(DictTaskStateStore({STATE_KEY: first}), try_number=2)
+    context = make_context(DictTaskStateStore({STATE_KEY: stored_job(first)}), try_number=2)
 
     task_id = make_operator(prompt="a cat", resubmit_on_retry=True).execute(context)
 

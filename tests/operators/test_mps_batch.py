@@ -19,8 +19,9 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_provider_mps.emulator.models import FAIL_MARKER_MESSAGE
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
-from airflow_provider_mps.operators._mps_batch import MAX_CONSECUTIVE_FAILURES, fingerprint
+from airflow_provider_mps.operators._mps_batch import MAX_CONSECUTIVE_FAILURES
 from airflow_provider_mps.operators._mps_batch_submit import LEDGER_CHUNK_SIZE
+from airflow_provider_mps.operators._reattach import fingerprint
 from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
@@ -845,7 +846,7 @@ def test_a_batch_killed_mid_submission_keeps_every_task_id_in_flight_in_its_ledg
     from airflow_provider_mps.hooks.mps import MpsHook
     from airflow_provider_mps.operators._mps_batch import BatchRun
     from airflow_provider_mps.operators._mps_batch_submit import BatchLedger, submit_batch
-    from airflow_provider_mps.utils.rate_limit import get_rate_limiter
+    from airflow_provider_mps.utils.rate_limit import RateLimiter
     from airflow_provider_mps.validation import build_aigc_image_request
 
     mps_conn.configure(latency_seconds={CREATE: 0.2})
@@ -858,7 +859,7 @@ def test_a_batch_killed_mid_submission_keeps_every_task_id_in_flight_in_its_ledg
     with pytest.raises(Killed):
         submit_batch(
             hook,
-            get_rate_limiter(hook.rate_limit_key, CREATE, 1000),
+            RateLimiter(1000),
             requests,
             fingerprints,
             BatchLedger(store, 6),

@@ -39,7 +39,7 @@ CREATE = "CreateAigcImageTask"
 DESCRIBE = "DescribeAigcImageTask"
 
 #: The hook's WARNING when a create failed after the request may have reached the service.
-ORPHAN_WARNING = "may have created a task whose TaskId is lost"
+ORPHAN_WARNING = "may have been paid for although its TaskId never came back"
 
 #: Rows of the summary table, appended by every case and printed by ``pytest_terminal_summary``.
 REPORT_ROWS: list[dict[str, Any]] = []

@@ -33,11 +33,9 @@ pytestmark = pytest.mark.reliability
 
 NETWORK_ERROR = "MpsNetworkError"
 ORPHAN_WARNING = re.compile(
-    rf"warning: {CREATE} for model GEM may have created a task whose TaskId is lost: the request may "
-    rf"have reached the service before it failed \({CREATE} failed with (?P<code>[\w.]+): .+\)\. It is "
-    r"not retried, to avoid a duplicate task; check the MPS console for an orphaned AIGC image task "
-    r"created around \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC with the prompt (?P<prompt>'[^']*') before "
-    r"running again\."
+    rf"warning: Possible duplicate 1 of this request: a {CREATE} sent around \d{{4}}-\d\d-\d\d "
+    r"\d\d:\d\d:\d\d UTC \(RequestId [\w-]+, prompt (?P<prompt>'[^']*')\) may have been paid for although "
+    r"its TaskId never came back\."
 )
 
 
@@ -125,11 +123,6 @@ CASES = [
 
 
 RETRIES = 2
-POSSIBLE_DUPLICATE = re.compile(
-    rf"warning: Possible duplicate 1 of this request: a {CREATE} sent around \d{{4}}-\d\d-\d\d "
-    r"\d\d:\d\d:\d\d UTC \(RequestId [\w-]+, prompt '[^']*'\) may have been paid for although its TaskId "
-    r"never came back\."
-)
 
 
 def run_create_fault(fault: CreateFault, emulator: Any, point_connection_at: Any, *, opt_in: bool) -> Any:
@@ -159,10 +152,8 @@ def check_orphan_warning(run: Any, dag_id: str, actor: str) -> None:
     quoted = ast.literal_eval(orphan["prompt"])
     prompt = f"{dag_id}: {actor}"
     assert quoted == prompt or (quoted.endswith("...") and prompt.startswith(quoted[:-3])), warning
-    assert [line for line in run.logs if POSSIBLE_DUPLICATE.fullmatch(line)] == [
-        line for line in run.logs if "Possible duplicate" in line
-    ]
-    assert len([line for line in run.logs if "Possible duplicate" in line]) == 1
+    # One WARNING for one event: the hook leaves judging the failure to the operator.
+    assert [line for line in run.logs if "Possible duplicate" in line] == [warning]
 
 
 @pytest.mark.parametrize("fault", CASES, ids=[fault.case for fault in CASES])
