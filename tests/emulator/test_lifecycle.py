@@ -88,6 +88,7 @@ def test_tasks_introspection_lists_request_exactly_as_received(mps_emulator):
 
 @pytest.mark.asyncio
 async def test_async_client_describes_a_task(mps_emulator):
+    mps_emulator.configure(wait_seconds=600)  # still WAIT however slow the machine
     task_id = create(sync_client(mps_emulator), Prompt="draw a dog")
     client = async_client(mps_emulator)
 

@@ -217,8 +217,9 @@ async def test_missing_connection_fires_an_error_event_without_calling_the_servi
 async def test_triggers_sharing_credentials_never_exceed_the_processs_quota_share(mps_conn, monkeypatch):
     rate = 10
     monkeypatch.setenv("AIRFLOW__TENCENTCLOUD_MPS__QUOTA_SHARE", str(rate))
-    # Tasks that run for two seconds keep all ten triggers polling for longer than a second.
-    mps_conn.configure(rate_limit=rate, wait_seconds=2.0)
+    # Tasks that wait for three seconds keep all ten triggers polling for longer than two seconds,
+    # so even a busy machine sends more than two calls per trigger through the limiter.
+    mps_conn.configure(rate_limit=rate, wait_seconds=3.0)
     task_ids = [_create(f"A lighthouse number {n}") for n in range(rate)]
 
     # Polling every 20 ms, ten triggers would send 500 calls/s without the shared limiter.
