@@ -35,12 +35,14 @@ try:
     from airflow.sdk.observability.metrics import stats_utils
 except ImportError:
     stats = None
-if stats is not None and hasattr(stats, "initialize"):
+if stats is not None and hasattr(stats, "initialize"):  # Airflow 3.3's task runner
     from airflow.sdk.configuration import conf
     stats.initialize(
         factory=stats_utils.get_stats_factory(),
         export_legacy_names=conf.getboolean("metrics", "legacy_names_on", fallback=True),
     )
+elif stats is not None:  # Airflow 3.2's task runner
+    stats.Stats.initialize(factory=stats_utils.get_stats_factory(stats.Stats))
 
 from airflow_provider_mps.core import metrics
 metrics.count_images_requested(12, conn_id="mps_team_a", model="Hunyuan")

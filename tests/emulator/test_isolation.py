@@ -53,6 +53,8 @@ def test_pytest_plugin_loads_without_the_server_stack():
 PROBE_RUNTIME_IMPORTS = """
 import importlib, json, pkgutil, sys
 
+from airflow.exceptions import AirflowOptionalProviderFeatureException
+
 def walk(package):
     for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
         if info.name == "airflow_provider_mps.emulator":
@@ -64,6 +66,9 @@ def walk(package):
             if "openlineage" in (error.name or ""):
                 continue
             raise
+        except AirflowOptionalProviderFeatureException:
+            # operators.review needs Airflow 3.1+ (HITL) and says so when imported on an older line.
+            continue
         yield info.name
         if info.ispkg:
             yield from walk(module)
