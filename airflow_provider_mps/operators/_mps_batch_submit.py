@@ -241,6 +241,20 @@ def submit_batch(
         log_possible_duplicate,
         possibly_created_entry,
     )
+    from airflow_provider_mps.operators._spend import count_sent
+
+    def log_duplicate(outcome: CreateOutcome) -> None:
+        request = to_create[outcome.index]
+        if outcome.possibly_created is None:  # pragma: no cover - called for possibly created items only
+            return
+        log_possible_duplicate(
+            logger,
+            outcome.possibly_created,
+            outcome.count,
+            conn_id=hook.mps_conn_id,
+            model=request.get("model_name"),
+            where=f"requests[{outcome.index}]: ",
+        )
 
     def sending(index: int) -> None:
         if ledger is not None:
@@ -251,6 +265,7 @@ def submit_batch(
         if outcome.response is not None:
             if ledger is not None:
                 ledger.record(index, fingerprints[index], **outcome.response)
+            count_sent(hook, to_create[index])
         elif outcome.error is not None and not classify(outcome.error, CREATE_ACTION).created_nothing:
             entry = possibly_created_entry(outcome.error, to_create[index], fingerprints[index])
             outcome.possibly_created = entry
@@ -264,7 +279,7 @@ def submit_batch(
     outcomes = submitter.__iter__()
     try:
         for done, outcome in enumerate(outcomes, start=1):
-            consecutive = _take(outcome, run, consecutive, logger, log_possible_duplicate)
+            consecutive = _take(outcome, run, consecutive, logger, log_duplicate)
             if run.stopped is not None:
                 submitter.stop()
             progress.tick(done, logger)
@@ -298,7 +313,7 @@ def _take(outcome: CreateOutcome, run: BatchRun, consecutive: int, logger: Any, 
     logger.warning("requests[%s] failed: %s", index, error)
     if outcome.possibly_created is not None:
         run.possibly_created[index] = outcome.possibly_created
-        log_duplicate(logger, outcome.possibly_created, outcome.count, where=f"requests[{index}]: ")
+        log_duplicate(outcome)
     transient = possibly or bool(getattr(error, "transient", False))
     consecutive = consecutive + 1 if transient else 0
     if run.stopped is None and is_batch_fatal(error):

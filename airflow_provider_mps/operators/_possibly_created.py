@@ -137,15 +137,24 @@ def take_back_sending(store: Any, key: str, entry: dict[str, Any] | None) -> Non
         store.delete(key)
 
 
-def log_possible_duplicate(log: Any, entry: dict[str, Any], count: int, *, where: str = "") -> None:
+def log_possible_duplicate(
+    log: Any, entry: dict[str, Any], count: int, *, conn_id: str, model: str | None, where: str = ""
+) -> None:
     """
     Log the WARNING counting one more create that may have paid for a task whose TaskId is lost.
+
+    Also counted in the ``possible_duplicates`` metric (:mod:`~airflow_provider_mps.core.metrics`).
 
     :param log: the operator's logger.
     :param entry: the record of that create.
     :param count: how many creates of this request may have created a task so far (this one included).
+    :param conn_id: the connection the create used (a tag of the metric).
+    :param model: the request's ``model_name`` (a tag of the metric).
     :param where: the item, for a batch (``"requests[3]: "``).
     """
+    from airflow_provider_mps.core.metrics import count_possible_duplicate
+
+    count_possible_duplicate(conn_id=conn_id, model=model)
     log.warning(
         "%s%s %s of this request: a CreateAigcImageTask %s may have been paid for although its TaskId "
         "never came back.",
@@ -223,6 +232,7 @@ def check_failed_create(
     fingerprint: str,
     resubmit_on_retry: bool,
     log: Any,
+    conn_id: str,
 ) -> None:
     """
     After a failed create: apply the policy when it may have created a task; return otherwise.
@@ -237,6 +247,7 @@ def check_failed_create(
     :param fingerprint: the request's fingerprint.
     :param resubmit_on_retry: the operator's opt-in.
     :param log: the operator's logger.
+    :param conn_id: the connection the create used (a tag of the ``possible_duplicates`` metric).
     :raises AirflowFailException: when the create may have created a task, without the opt-in.
     """
     from airflow_provider_mps.core.api import CREATE_ACTION
@@ -245,6 +256,7 @@ def check_failed_create(
     if classify(error, CREATE_ACTION).created_nothing:
         return
     entry = possibly_created_entry(error, request, fingerprint)
-    log_possible_duplicate(log, entry, record_entry(store, key, entry))
+    count = record_entry(store, key, entry)
+    log_possible_duplicate(log, entry, count, conn_id=conn_id, model=request.get("model_name"))
     if not resubmit_on_retry:
         raise uncertain_create_failure(error, entry, what="an MPS AIGC image task") from error

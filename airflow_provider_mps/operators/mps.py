@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
+from airflow_provider_mps.operators._spend import check_cap
 from airflow_provider_mps.validation import (
     build_aigc_image_request,
     check_literal_fields,
@@ -91,6 +92,10 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         Airflow 3.3 a retry creates a new task although the earlier try may have created one (each
         is billed; every possible duplicate is counted in the log).  Without it such a create fails
         the task without retries, and before 3.3 every retry fails before sending anything.
+    :param max_images: the most images this task may ask for (its rendered ``output_image_count``);
+        over it the task fails without retries before sending.  ``None`` (the default) sets no cap:
+        one create asks for a handful of images, and the account's ``image_budget`` bounds a fan-out
+        (docs/spend.md).
     :param strict_validation: refuse values outside the enumerations documented today (model names
         and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
         default such a value is sent with a WARNING and the service decides.
@@ -149,6 +154,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         rate_limit: float = SERVICE_QUOTA_PER_SECOND,
         durable: bool | None = None,
         resubmit_on_retry: bool = False,
+        max_images: int | None = None,
         strict_validation: bool = False,
         openlineage_include_prompt: bool = False,
         **kwargs: Any,
@@ -178,6 +184,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         self.timeout = timeout
         self.rate_limit = rate_limit
         self.resubmit_on_retry = resubmit_on_retry
+        self.max_images = max_images
         self.strict_validation = strict_validation
         self.openlineage_include_prompt = openlineage_include_prompt
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
@@ -186,6 +193,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         if timeout is not None:
             _check_seconds("timeout", timeout)
         check_rate_limit(rate_limit)
+        check_cap([], max_images, batch=False)  # the cap itself: a whole number of at least 1, or None
 
     def _request_fields(self) -> dict[str, Any]:
         return {
@@ -216,6 +224,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.operators._reattach import check_retry_may_resubmit, fingerprint
 
         self._request = build_aigc_image_request(self._request_fields(), strict=self.strict_validation)
+        check_cap([self._request], self.max_images, batch=False)
         self._fingerprint = fingerprint(self._request)
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None
@@ -278,12 +287,16 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.core.api import CREATE_ACTION
         from airflow_provider_mps.core.errors import Handling, classify
         from airflow_provider_mps.exceptions import MpsError
-        from airflow_provider_mps.operators import _possibly_created as possibly
+        from airflow_provider_mps.operators import _possibly_created as possibly, _spend
         from airflow_provider_mps.validation import to_api_params
 
         store, key = self._store(context), f"{self.external_id_key}.possibly_created"
         policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
         possibly.check_earlier_creates(fingerprint=self._fingerprint, **policy)
+        # Reserved before sending, and only here: a retry that re-attaches never reaches this method.
+        _spend.reserve(
+            self.hook, [self._request], what=_spend.what_creates("the create of task", self.task_id, context)
+        )
         # Written ahead: a worker killed before the TaskId is stored leaves this record behind.
         sending = possibly.record_sending(store, key, self._request, self._fingerprint)
         # The hook logs the TaskId and RequestId; what a failure means is decided here, once.
@@ -297,7 +310,11 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
                     "succeed on a retry, so the task fails without retrying."
                 ) from error
             possibly.check_failed_create(
-                error, request=self._request, fingerprint=self._fingerprint, **policy
+                error,
+                request=self._request,
+                fingerprint=self._fingerprint,
+                conn_id=self.mps_conn_id,
+                **policy,
             )
             raise
         except Exception:
@@ -314,6 +331,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             # At once: ResumableJobMixin stores it too, but only after this method returned.
             store.set(self.external_id_key, job)
         possibly.take_back_sending(store, key, sending)
+        _spend.count_sent(self.hook, self._request)
         self._job = job
         context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=response["RequestId"])
         return job

@@ -9,6 +9,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
+from airflow_provider_mps.operators._spend import check_cap
 from airflow_provider_mps.validation import check_rate_limit, check_seconds as _check_seconds
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ BATCH_REQUEST_IDS_XCOM_KEY = "request_ids"
 #: XCom key carrying the TaskIds across a deferral when ``do_xcom_push=False`` (no ``return_value``).
 _DEFERRED_TASK_IDS_XCOM_KEY = "deferred_task_ids"
 
+#: The batch's default ``max_images``: a catalogue of 1000 products with 5 shots each fits, while an
+#: upstream XCom gone wrong (100 000 rows) is refused before anything is sent.
+DEFAULT_MAX_IMAGES = 5000
 #: ``get_job_status`` of a batch whose every item has a task to wait for: the retry re-attaches.
 SUBMITTED = "SUBMITTED"
 #: ``get_job_status`` of a batch with items to create (again): the retry submits those only.
@@ -103,6 +107,10 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         again the items whose create may have created a task (each possible duplicate is counted in
         the log), and before Airflow 3.3 a retry creates every item again.  Without it such items are
         never resent, and before 3.3 every retry fails before sending anything.
+    :param max_images: the most images the batch may ask for: the sum of ``output_image_count`` over
+        its rendered items (1 for an item that does not set it).  Over it the task fails without
+        retries before anything is sent.  The default, :data:`DEFAULT_MAX_IMAGES`, is far above a
+        catalogue run and far below a mis-wired XCom of 100 000 rows; ``None`` sets no cap.
     :param strict_validation: refuse values outside the enumerations documented today (model names
         and versions, aspect ratios, resolutions, output formats, scene types) before sending; by
         default such a value is sent with a WARNING and the service decides.
@@ -133,6 +141,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         max_failed_items: int | None = 0,
         durable: bool | None = None,
         resubmit_on_retry: bool = False,
+        max_images: int | None = DEFAULT_MAX_IMAGES,
         strict_validation: bool = False,
         openlineage_include_prompt: bool = False,
         **kwargs: Any,
@@ -145,6 +154,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.operators._mps_batch import validate_literal_batch
 
         validate_literal_batch(requests, shared_fields, strict=strict_validation)
+        check_cap([], max_images, batch=True)  # the cap itself: a whole number of at least 1, or None
         _check_seconds("poll_interval", poll_interval)
         check_rate_limit(rate_limit)
         if timeout is not None:
@@ -170,6 +180,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         self.rate_limit = rate_limit
         self.max_failed_items = max_failed_items
         self.resubmit_on_retry = resubmit_on_retry
+        self.max_images = max_images
         self.strict_validation = strict_validation
         self.openlineage_include_prompt = openlineage_include_prompt
 
@@ -192,6 +203,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         self._requests = prepare_batch_requests(
             self.requests, self.shared_fields, strict=self.strict_validation
         )
+        check_cap(self._requests, self.max_images, batch=True)
         self._fingerprints = [fingerprint(request) for request in self._requests]
         self._run: BatchRun | None = None
         check_retry_may_resubmit(
@@ -250,6 +262,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context: Context) -> JsonValue:
         """Create every item that has no task of an earlier try to reuse; return the batch's summary."""
         from airflow_provider_mps.core.api import CREATE_ACTION
+        from airflow_provider_mps.operators import _spend
         from airflow_provider_mps.operators._mps_batch_submit import submit_batch
         from airflow_provider_mps.utils.rate_limit import RateLimiter, headroom_for
 
@@ -260,6 +273,13 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             if run.task_ids[index] is None and index not in run.failures
         }
         if to_create:
+            # The whole count at once, before the first create: if the budget cannot cover every
+            # item, nothing is sent.  Items re-attached to an earlier try's tasks reserve nothing.
+            _spend.reserve(
+                self.hook,
+                list(to_create.values()),
+                what=_spend.what_creates(f"the {len(to_create)} item(s) of the batch", self.task_id, context),
+            )
             self.log.info(
                 "Submitting %s MPS AIGC image task(s) at up to %s/s.", len(to_create), self.rate_limit
             )
