@@ -20,7 +20,9 @@ belongs become text, ``"true"``/``"false"`` become booleans, digit strings becom
 structured fields may be JSON strings (``{{ params.urls | tojson }}``) or native objects
 (``render_template_as_native_obj=True``).  Anything else of the wrong type is refused by name.
 
-Known model limits come from :mod:`airflow_provider_mps.capabilities`.  Two kinds of rule:
+Each field's own rule is in :mod:`airflow_provider_mps.core.fields`; this module combines them
+(a prompt or a reference image, a model's limits).  Known model limits come from
+:mod:`airflow_provider_mps.capabilities`.  Two kinds of rule:
 
 * **Hard rules** from the API reference are always errors before sending: the prompt's length,
   URL schemes, reference image formats and counts for a known model version, the shapes of the
@@ -35,30 +37,16 @@ from __future__ import annotations
 
 import json
 import logging
-import mimetypes
-import posixpath
-import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-from airflow_provider_mps.capabilities import (
-    ALL_RESOLUTIONS,
-    EXTRA_PARAMETER_KEYS,
-    IMAGE_INFO_KEYS,
-    KNOWN_MODEL_NAMES,
-    LOGO_ADD_VALUES,
-    MAX_PROMPT_CHARACTERS,
-    OUTPUT_FORMATS,
-    STORE_COS_KEYS,
-    get_model_capabilities,
-)
+from airflow_provider_mps.capabilities import KNOWN_MODEL_NAMES, get_model_capabilities
+from airflow_provider_mps.core import fields as field_rules
+from airflow_provider_mps.core.fields import is_literal
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Hashable, Mapping
 
     from airflow_provider_mps.capabilities import ModelCapabilities
-    from airflow_provider_mps.exceptions import MpsInvalidParameterError
 
 log = logging.getLogger(__name__)
 
@@ -80,310 +68,12 @@ AIGC_IMAGE_REQUEST_FIELDS: Mapping[str, str] = {
 _FIELD_BY_API_NAME = {api: field for field, api in AIGC_IMAGE_REQUEST_FIELDS.items()}
 
 
-_SUPPORTED_IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp"})
-# Patterns, compiled by ``re`` on first use (and cached there): not on every DAG parse.
-_ASPECT_RATIO = r"[1-9][0-9]*:[1-9][0-9]*"
-_SIZE = r"\s*([0-9]+)\s*[xX*]\s*([0-9]+)\s*"
-_TEMPLATE_MARKERS = ("{{", "{%", "{#")
-
-
-def _invalid(field: str, rule: str, value: object) -> MpsInvalidParameterError:
-    """The error for ``field``: ``rule`` is a sentence fragment (``"must be ..."``) closed here."""
-    # Imported when a value is refused: a DAG file whose arguments pass never loads the module.
-    from airflow_provider_mps.exceptions import MpsInvalidParameterError
-
-    return MpsInvalidParameterError(field, rule + ".", value)
-
-
-def _unlisted(field: str, rule: str, value: object, *, strict: bool, quiet: bool) -> None:
-    """
-    Handle a value outside an enumeration the documentation lists today.
-
-    Strict checks refuse it like a hard rule; otherwise it is sent unchanged with a WARNING (none
-    when ``quiet``, at DAG parse time: the run warns) and the service decides.
-    """
-    if strict:
-        raise _invalid(field, rule, value)
-    if not quiet:
-        log.warning(
-            "%s %r is not among the values documented today (%s); sending it unchanged and letting the "
-            "service decide. Pass strict_validation=True to refuse such values before sending.",
-            field,
-            value,
-            rule,
-        )
-
-
-def _keys(mapping: Mapping[str, str]) -> str:
-    return ", ".join(dict.fromkeys(mapping.values()))
-
-
-def is_literal(value: object) -> bool:
-    """
-    Return whether ``value`` is final at DAG parse time: no Jinja markup, no ``XComArg``.
-
-    Plain data (text, numbers, booleans, ``None``, lists and dicts of them) is literal; any other
-    object (an ``XComArg``, an ``ObjectStoragePath``, ...) is resolved at run time, so it is not.
-
-    :param value: an operator argument as written in the DAG file.
-    """
-    if value is None or isinstance(value, (bool, int, float)):
-        return True
-    if isinstance(value, str):
-        return not any(marker in value for marker in _TEMPLATE_MARKERS)
-    if isinstance(value, (list, tuple)):
-        return all(is_literal(item) for item in value)
-    if isinstance(value, dict):
-        return all(is_literal(item) for item in value.values())
-    return False
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
-
-
-def _text(field: str, value: object) -> str | None:
-    """Text field: ``None`` and blank text mean "not given"; numbers from templates become text."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise _invalid(field, f"must be a string, got {_type_name(value)}", value)
-    text = value if isinstance(value, str) else str(value)
-    return text if text.strip() else None
-
-
-def _boolean(field: str, value: object) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        if not lowered:
-            return None
-    raise _invalid(field, "must be a boolean (true or false)", value)
-
-
-def _positive_int(field: str, value: object) -> int | None:
-    if value is None:
-        return None
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
-    elif isinstance(value, str) and not value.strip():
-        return None
-    if number is None or number < 1:
-        raise _invalid(field, "must be a positive integer", value)
-    return number
-
-
-def _structure(field: str, value: object, expected: type, shape: str) -> Any:
-    """Accept ``expected`` (dict or list) natively or as a JSON string; blank text means "not given"."""
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise _invalid(
-                field, f"must be {shape} or a JSON string of one, got text that is not JSON", value
-            ) from None
-    if isinstance(value, tuple) and expected is list:
-        value = list(value)
-    if not isinstance(value, expected):
-        raise _invalid(field, f"must be {shape}, got {_type_name(value)}", value)
-    return value
-
-
-def _rename_keys(field: str, value: Mapping[Any, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    renamed: dict[str, Any] = {}
-    for key, item in value.items():
-        name = names.get(key) if isinstance(key, str) else None
-        if name is None:
-            raise _invalid(field, f"has the unknown key {key!r}; the known keys are {_keys(names)}", value)
-        if item is not None and not (isinstance(item, str) and not item.strip()):
-            if name in renamed:
-                raise _invalid(field, f"sets {name} twice", value)
-            renamed[name] = item
-    return renamed
-
-
-def _prompt(field: str, value: object) -> str | None:
-    prompt = _text(field, value)
-    if prompt is not None and len(prompt) > MAX_PROMPT_CHARACTERS:
-        raise _invalid(
-            field, f"must be at most {MAX_PROMPT_CHARACTERS} characters long, got {len(prompt)}", prompt
-        )
-    return prompt
-
-
-def _image_url(field: str, value: object) -> str:
-    url = _text(field, value)
-    if url is None:
-        raise _invalid(field, "must be an http(s) URL of a reference image", value)
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise _invalid(field, "must be an http(s) URL of a reference image", url)
-    extension = posixpath.splitext(unquote(parts.path))[1].lower()
-    if extension and extension not in _SUPPORTED_IMAGE_EXTENSIONS:
-        guessed, _ = mimetypes.guess_type("image" + extension, strict=False)
-        if guessed is not None and guessed.startswith("image/"):
-            raise _invalid(
-                field,
-                f"must name a jpeg, png or webp image; the URL names a {extension} file",
-                url,
-            )
-    return url
-
-
-def _image_infos(field: str, value: object) -> list[dict[str, Any]] | None:
-    shape = "a list of image URLs or ImageInfo dicts"
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        # A JSON document from a template, or one URL on its own.
-        value = _structure(field, value, object, shape) if value.lstrip()[:1] in ("[", "{") else [value]
-    if isinstance(value, Mapping):
-        value = [value]
-    items = _structure(field, value, list, shape)
-    infos: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        where = f"{field}[{index}]"
-        if item is None or (isinstance(item, str) and not item.strip()):
-            continue
-        if isinstance(item, Mapping):
-            info = _rename_keys(where, item, IMAGE_INFO_KEYS)
-            if "ImageUrl" not in info:
-                raise _invalid(where, "needs an ImageUrl", dict(item))
-            info["ImageUrl"] = _image_url(f"{where}.ImageUrl", info["ImageUrl"])
-            if "ReferenceType" in info:
-                info["ReferenceType"] = _text(f"{where}.ReferenceType", info["ReferenceType"])
-            infos.append(info)
-        elif isinstance(item, str):
-            infos.append({"ImageUrl": _image_url(where, item)})
-        else:
-            raise _invalid(where, f"must be an image URL or an ImageInfo dict, got {_type_name(item)}", item)
-    return infos or None
-
-
-def _logo_add(field: str, value: object) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value.strip())
-    if isinstance(value, int) and value in LOGO_ADD_VALUES:
-        return value
-    raise _invalid(field, "must be 0 (no watermark) or 1 (add the watermark)", value)
-
-
-def _extra_parameters(
-    field: str, value: object, model: ModelCapabilities | None, *, strict: bool, quiet: bool
-) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    raw = _structure(field, value, dict, "a dict of AspectRatio, Resolution, LogoAdd, OutputFormat")
-    extra = _rename_keys(field, raw, EXTRA_PARAMETER_KEYS)
-    if "AspectRatio" in extra:
-        where = f"{field}.AspectRatio"
-        ratio = _text(where, extra["AspectRatio"])
-        if model is not None and model.aspect_ratios is not None and ratio not in model.aspect_ratios:
-            rule = f"must be one of {', '.join(model.aspect_ratios)} for {model.name}"
-            _unlisted(where, rule, ratio, strict=strict, quiet=quiet)
-        elif not re.fullmatch(_ASPECT_RATIO, ratio or ""):
-            _unlisted(where, "must be a width:height ratio such as 16:9", ratio, strict=strict, quiet=quiet)
-        extra["AspectRatio"] = ratio
-    if "Resolution" in extra:
-        where = f"{field}.Resolution"
-        resolution = _text(where, extra["Resolution"])
-        resolutions = model.resolutions if model is not None else ALL_RESOLUTIONS
-        if resolution not in resolutions:
-            suffix = f" for {model.name}" if model is not None else ""
-            rule = f"must be one of {', '.join(resolutions)}{suffix}"
-            _unlisted(where, rule, resolution, strict=strict, quiet=quiet)
-        extra["Resolution"] = resolution
-    if "LogoAdd" in extra:
-        extra["LogoAdd"] = _logo_add(f"{field}.LogoAdd", extra["LogoAdd"])
-    if "OutputFormat" in extra:
-        where = f"{field}.OutputFormat"
-        output_format = _text(where, extra["OutputFormat"])
-        if output_format not in OUTPUT_FORMATS:
-            rule = f"must be one of {', '.join(OUTPUT_FORMATS)}"
-            _unlisted(where, rule, output_format, strict=strict, quiet=quiet)
-        extra["OutputFormat"] = output_format
-    return extra or None
-
-
-def _check_size(
-    field: str, size: object, rule: tuple[int | None, int | None, int | None, int | None], model: str
-) -> None:
-    min_side, max_side, min_pixels, max_pixels = rule
-    match = re.fullmatch(_SIZE, size) if isinstance(size, str) else None
-    if match is None:
-        raise _invalid(field, f"must be WIDTHxHEIGHT in pixels for {model}", size)
-    width, height = int(match.group(1)), int(match.group(2))
-    if (
-        min_side is not None
-        and max_side is not None
-        and not (min_side <= width <= max_side and min_side <= height <= max_side)
-    ):
-        raise _invalid(
-            field, f"must have width and height between {min_side} and {max_side} pixels for {model}", size
-        )
-    pixels = width * height
-    if (min_pixels is not None and pixels < min_pixels) or (max_pixels is not None and pixels > max_pixels):
-        bounds = f"at most {max_pixels}" if min_pixels is None else f"between {min_pixels} and {max_pixels}"
-        raise _invalid(field, f"must have width x height {bounds} pixels for {model}, got {pixels}", size)
-
-
-def _additional_parameters(
-    field: str, value: object, model: ModelCapabilities | None, version: str | None
-) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    parameters = _structure(field, value, dict, "a JSON object (dict)")
-    try:
-        json.dumps(parameters)
-    except (TypeError, ValueError):
-        raise _invalid(field, "must hold only JSON values", parameters) from None
-    if model is not None and version is not None and "size" in parameters:
-        rule = model.size_rule.get(version)
-        if rule is not None:
-            _check_size(f"{field}.size", parameters["size"], rule, f"{model.name} {version}")
-    return parameters or None
-
-
-def _store_cos_param(field: str, value: object) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    raw = _structure(field, value, dict, "a dict with CosBucketName and CosBucketRegion")
-    cos = {
-        key: _text(f"{field}.{key}", item) for key, item in _rename_keys(field, raw, STORE_COS_KEYS).items()
-    }
-    cos = {key: item for key, item in cos.items() if item is not None}
-    if not cos:
-        return None
-    missing = [key for key in ("CosBucketName", "CosBucketRegion") if key not in cos]
-    if missing:
-        verb = "is" if len(missing) == 1 else "are"
-        raise _invalid(
-            field,
-            f"needs CosBucketName and CosBucketRegion together; {' and '.join(missing)} {verb} missing",
-            raw,
-        )
-    return cos
-
-
 def _canonical(fields: Mapping[str, Any], where: str) -> dict[str, Any]:
     canonical: dict[str, Any] = {}
     for key, value in fields.items():
         name = key if key in AIGC_IMAGE_REQUEST_FIELDS else _FIELD_BY_API_NAME.get(key)
         if name is None:
-            raise _invalid(
+            raise field_rules.invalid(
                 f"{where}{key}",
                 f"is not a CreateAigcImageTask field; the fields are {', '.join(AIGC_IMAGE_REQUEST_FIELDS)}",
                 value,
@@ -403,19 +93,21 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
     request: dict[str, Any] = {}
     for name in ("model_name", "model_version", "scene_type", "negative_prompt", "operator"):
         if name in final:
-            request[name] = _text(where + name, final[name])
+            request[name] = field_rules.text(where + name, final[name])
     if "prompt" in final:
-        request["prompt"] = _prompt(where + "prompt", final["prompt"])
+        request["prompt"] = field_rules.prompt_text(where + "prompt", final["prompt"])
     if "enhance_prompt" in final:
-        request["enhance_prompt"] = _boolean(where + "enhance_prompt", final["enhance_prompt"])
+        request["enhance_prompt"] = field_rules.boolean(where + "enhance_prompt", final["enhance_prompt"])
     if "output_image_count" in final:
-        request["output_image_count"] = _positive_int(
+        request["output_image_count"] = field_rules.positive_int(
             where + "output_image_count", final["output_image_count"]
         )
     if "image_infos" in final:
-        request["image_infos"] = _image_infos(where + "image_infos", final["image_infos"])
+        request["image_infos"] = field_rules.image_infos(where + "image_infos", final["image_infos"])
     if "store_cos_param" in final:
-        request["store_cos_param"] = _store_cos_param(where + "store_cos_param", final["store_cos_param"])
+        request["store_cos_param"] = field_rules.store_cos_param(
+            where + "store_cos_param", final["store_cos_param"]
+        )
 
     model_name, version = request.get("model_name"), request.get("model_version")
     model = get_model_capabilities(model_name) if known("model_name") else None
@@ -424,11 +116,11 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
         _check_model(where, model_name, version if version_known else None, model, strict, literal_only)
 
     if "extra_parameters" in final:
-        request["extra_parameters"] = _extra_parameters(
+        request["extra_parameters"] = field_rules.extra_parameters(
             where + "extra_parameters", final["extra_parameters"], model, strict=strict, quiet=literal_only
         )
     if "additional_parameters" in final:
-        request["additional_parameters"] = _additional_parameters(
+        request["additional_parameters"] = field_rules.additional_parameters(
             where + "additional_parameters",
             final["additional_parameters"],
             model,
@@ -441,7 +133,7 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
         and not request.get("prompt")
         and not request.get("image_infos")
     ):
-        raise _invalid(
+        raise field_rules.invalid(
             where + "prompt", "a prompt or at least one reference image (image_infos) is required", None
         )
     images = request.get("image_infos")
@@ -449,7 +141,7 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
         limit = model.reference_image_limit(version)
         if limit is not None and len(images) > limit:
             named = f"{model.name} {version}" if version else model.name
-            raise _invalid(
+            raise field_rules.invalid(
                 where + "image_infos",
                 f"may hold at most {limit} reference image{'s' if limit > 1 else ''} for {named}, "
                 f"got {len(images)}",
@@ -459,7 +151,7 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
     if scene_type is not None and model is not None and scene_type not in model.scene_types:
         documented = ", ".join(model.scene_types) or "none"
         rule = f"must be a scene type documented for {model.name} ({documented})"
-        _unlisted(where + "scene_type", rule, scene_type, strict=strict, quiet=literal_only)
+        field_rules.unlisted(where + "scene_type", rule, scene_type, strict=strict, quiet=literal_only)
     return {name: value for name, value in request.items() if value is not None}
 
 
@@ -474,13 +166,13 @@ def _check_model(
     """Model names and versions are enumerations: an unknown one is sent with a warning (unless strict)."""
     if name is not None and model is None:
         rule = f"must be a model this provider knows ({', '.join(KNOWN_MODEL_NAMES)})"
-        _unlisted(where + "model_name", rule, name, strict=strict, quiet=quiet)
+        field_rules.unlisted(where + "model_name", rule, name, strict=strict, quiet=quiet)
     elif model is not None and version is not None and version not in model.versions:
         rule = (
             f"must be a version of {model.name} this provider knows ({', '.join(model.versions)}); "
             "no reference-image limit is checked for it"
         )
-        _unlisted(where + "model_version", rule, version, strict=strict, quiet=quiet)
+        field_rules.unlisted(where + "model_version", rule, version, strict=strict, quiet=quiet)
 
 
 def build_aigc_image_request(
@@ -563,9 +255,9 @@ def check_seconds(field: str, value: object, *, minimum: float | None = None) ->
     """
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if minimum is None and not (is_number and value > 0):  # type: ignore[operator]
-        raise _invalid(field, "must be a number of seconds greater than 0", value)
+        raise field_rules.invalid(field, "must be a number of seconds greater than 0", value)
     if minimum is not None and not (is_number and value >= minimum):  # type: ignore[operator]
-        raise _invalid(field, f"must be a number of seconds, {minimum:g} or more", value)
+        raise field_rules.invalid(field, f"must be a number of seconds, {minimum:g} or more", value)
 
 
 def check_rate_limit(value: object, *, optional: bool = False) -> None:
@@ -580,7 +272,7 @@ def check_rate_limit(value: object, *, optional: bool = False) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         rule = "must be a number of requests per second greater than 0" + (", or None" if optional else "")
-        raise _invalid("rate_limit", rule, value)
+        raise field_rules.invalid("rate_limit", rule, value)
 
 
 # Parse-time checks of literal request fields, remembered for the configurations already seen.

@@ -9,7 +9,9 @@ The request-and-policy core every class of the provider shares.
 * :mod:`~airflow_provider_mps.core.api`: the SDK request objects built from checked API fields;
 * :mod:`~airflow_provider_mps.core.budget` and :mod:`~airflow_provider_mps.core.metrics`: the spend
   guard's checks and counters;
-* :mod:`~airflow_provider_mps.validation`: the one place request fields are checked and renamed.
+* :mod:`~airflow_provider_mps.core.fields`: the rule of each request field, one function per field;
+* :mod:`~airflow_provider_mps.validation`: the one place a request's fields are combined, checked
+  together and renamed to the service's names.
 
 Creates whose outcome is unknown are judged once, by the operators, in
 ``operators/_possibly_created.py``.

@@ -12,147 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_mps.core.api import DESCRIBE_ACTION
 from airflow_provider_mps.core.errors import Handling, classify
-from airflow_provider_mps.core.retry import MIN_REQUEST_TIMEOUT, backoff_delay
+from airflow_provider_mps.core.retry import MIN_REQUEST_TIMEOUT
 from airflow_provider_mps.core.status import LocalStatus, TriggerEventStatus, is_done, is_failed, is_final
 from airflow_provider_mps.exceptions import MpsError
 from airflow_provider_mps.triggers._events import validate_tasks_trigger_event, validate_trigger_event
-from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
+from airflow_provider_mps.triggers._polling import (
+    BATCH_IN_FLIGHT,
+    NO_DEADLINE_SECONDS,
+    MpsPollingTrigger,
+    end_time_after,
+    run_trigger,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from airflow_provider_mps.hooks.mps import MpsHook
+
+#: One task's describe result, as the hook returns it.
+Result = dict[str, Any]
 
 __all__ = [
+    "NO_DEADLINE_SECONDS",
     "MpsAigcImageTaskTrigger",
     "MpsAigcImageTasksTrigger",
+    "end_time_after",
     "run_trigger",
     "validate_tasks_trigger_event",
     "validate_trigger_event",
 ]
 
-#: Longest pause between two attempts after transient errors, in seconds (unless polling is slower).
-MAX_BACKOFF_SECONDS = 60.0
-#: Shortest backoff base, in seconds, so a zero ``poll_interval`` cannot spin on errors.
-MIN_BACKOFF_SECONDS = 0.05
-#: With no timeout a trigger still needs an ``end_time``: a year, effectively none.
-NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
-#: Describe calls one batch trigger keeps in flight at once (each still waits for its limiter slot).
-BATCH_IN_FLIGHT = 10
 
-Result = dict[str, Any]
-
-
-def end_time_after(timeout: float | None) -> float:
-    """The ``end_time`` of a trigger waiting ``timeout`` seconds from now (``None``: effectively for ever)."""
-    return time.time() + (NO_DEADLINE_SECONDS if timeout is None else timeout)
-
-
-class _MpsPollingTrigger(BaseTrigger):
-    """
-    What both triggers share: their arguments, hook, start, backoff, cleanup and kill notice.
-
-    :param mps_conn_id: the Airflow connection to Tencent Cloud MPS.
-    :param poll_interval: seconds between two polls.
-    :param end_time: when to give up, as epoch seconds.
-    :param region: the region overriding the connection's, if any.
-    :param rate_limit: the most ``DescribeAigcImageTask`` calls per second this trigger sends (its
-        own spacing; the process's share of the account quota applies to all triggers together).
-    """
-
-    #: The subclass's own serialized arguments, besides the shared ones.
-    own_fields: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(
-        self,
-        *,
-        mps_conn_id: str,
-        poll_interval: float,
-        end_time: float,
-        region: str | None = None,
-        rate_limit: float = DEFAULT_RATE,
-    ) -> None:
-        super().__init__()
-        self.mps_conn_id = mps_conn_id
-        self.poll_interval = float(poll_interval)
-        self.end_time = float(end_time)
-        self.region = region
-        self.rate_limit = float(rate_limit)
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Return the class path and every constructor argument, JSON-safe."""
-        fields = (*self.own_fields, "mps_conn_id", "poll_interval", "end_time", "region", "rate_limit")
-        kwargs = {name: getattr(self, name) for name in fields}
-        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
-
-    @cached_property
-    def hook(self) -> MpsHook:
-        """
-        The hook polling the service (built lazily; no connection lookup here).
-
-        Its own retries are off: the trigger retries transient errors itself, for as long as
-        ``end_time`` allows.  Each request waits at the process's rate limiter of the account.
-        """
-        from airflow_provider_mps.hooks.mps import MpsHook
-
-        return MpsHook(
-            mps_conn_id=self.mps_conn_id, region=self.region, retry_limit=0, rate_limit=self.rate_limit
-        )
-
-    async def _start(self, polled: str) -> str | None:
-        """
-        Build the hook in a worker thread, read the connection and get the shared SDK client.
-
-        The first import of the hook's module in a triggerer takes tens of milliseconds; a sync
-        connection lookup on the event loop fails on 3.0.  Return why polling cannot start, or ``None``.
-
-        :param polled: what is polled, named in the reason (``task <TaskId>``, ``tasks``).
-        """
-        try:
-            await asyncio.to_thread(lambda: self.hook)
-            await self.hook.aget_conn()
-        except Exception as error:  # a missing or unusable connection: nothing to retry
-            return f"Cannot poll MPS {polled} with {self.mps_conn_id!r}: {error}"
-        return None
-
-    def _backoff(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` failed polls in a row: the core backoff, scaled by the poll."""
-        base = max(self.poll_interval, MIN_BACKOFF_SECONDS)
-        return backoff_delay(failures, base, cap=max(MAX_BACKOFF_SECONDS, base))
-
-    def _deadline(self) -> str:
-        return datetime.fromtimestamp(self.end_time, tz=timezone.utc).isoformat()
-
-    def _describing(self) -> str:
-        raise NotImplementedError
-
-    async def cleanup(self) -> None:
-        """Release the hook's SDK client (closed once no trigger uses it); the MPS tasks are left alone."""
-        if "hook" in self.__dict__:
-            await self.hook.aclose()
-
-    async def on_kill(self) -> None:
-        """
-        Log that the MPS task keeps running: the service offers no call to cancel it.
-
-        Airflow calls this when a user marks the deferred task failed or successful, or clears it.
-        """
-        self.log.warning(
-            "MPS has no API to cancel AIGC image tasks; %s keeps running (and is billed) on the "
-            "service. Only the Airflow task was stopped.",
-            self._describing(),
-        )
-
-
-class MpsAigcImageTaskTrigger(_MpsPollingTrigger):
+class MpsAigcImageTaskTrigger(MpsPollingTrigger):
     """
     Poll an MPS AIGC image task until it is ``DONE`` or ``FAIL``, or ``end_time`` passes.
 
@@ -184,23 +80,8 @@ class MpsAigcImageTaskTrigger(_MpsPollingTrigger):
 
     own_fields = ("mps_task_id",)
 
-    def __init__(
-        self,
-        *,
-        mps_task_id: str,
-        mps_conn_id: str,
-        poll_interval: float,
-        end_time: float,
-        region: str | None = None,
-        rate_limit: float = DEFAULT_RATE,
-    ) -> None:
-        super().__init__(
-            mps_conn_id=mps_conn_id,
-            poll_interval=poll_interval,
-            end_time=end_time,
-            region=region,
-            rate_limit=rate_limit,
-        )
+    def __init__(self, *, mps_task_id: str, **polling: Any) -> None:
+        super().__init__(**polling)
         self.mps_task_id = mps_task_id
 
     def _describing(self) -> str:
@@ -269,7 +150,7 @@ class MpsAigcImageTaskTrigger(_MpsPollingTrigger):
         )
 
 
-class MpsAigcImageTasksTrigger(_MpsPollingTrigger):
+class MpsAigcImageTasksTrigger(MpsPollingTrigger):
     """
     Poll a batch of MPS AIGC image tasks until every one is ``DONE`` or ``FAIL``, or ``end_time`` passes.
 
@@ -303,23 +184,8 @@ class MpsAigcImageTasksTrigger(_MpsPollingTrigger):
 
     own_fields = ("mps_task_ids",)
 
-    def __init__(
-        self,
-        *,
-        mps_task_ids: list[str],
-        mps_conn_id: str,
-        poll_interval: float,
-        end_time: float,
-        region: str | None = None,
-        rate_limit: float = DEFAULT_RATE,
-    ) -> None:
-        super().__init__(
-            mps_conn_id=mps_conn_id,
-            poll_interval=poll_interval,
-            end_time=end_time,
-            region=region,
-            rate_limit=rate_limit,
-        )
+    def __init__(self, *, mps_task_ids: list[str], **polling: Any) -> None:
+        super().__init__(**polling)
         self.mps_task_ids = list(mps_task_ids)
 
     def _describing(self) -> str:
@@ -428,24 +294,3 @@ def _not_found(task_id: str, error: MpsError) -> Result:
         "RequestId": getattr(error, "request_id", None),
         "Code": getattr(error, "code", None),
     }
-
-
-def run_trigger(trigger: BaseTrigger) -> dict[str, Any]:
-    """
-    Run ``trigger`` in this process until its first event, and return the event's payload.
-
-    How a worker waits without deferring: the same loop the triggerer would run, on an event loop
-    of its own, the trigger's client closed at the end.
-
-    :param trigger: an :class:`MpsAigcImageTaskTrigger` or :class:`MpsAigcImageTasksTrigger`.
-    """
-
-    async def first() -> dict[str, Any]:
-        try:
-            async for event in trigger.run():
-                return dict(event.payload)
-        finally:
-            await trigger.cleanup()
-        raise MpsError(f"{type(trigger).__name__} ended without an event.")
-
-    return asyncio.run(first())
