@@ -25,6 +25,7 @@ from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_mps.core.budget import ImageBudget, reserve_images
 from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from airflow_provider_mps.utils.shared_quota import clear_storages
 from tests.operators._airflow_records import task_states
 from tests.operators._dag_runs import run_dag
@@ -50,9 +51,12 @@ def budget_store(redis_server, monkeypatch):
     """An empty Redis as ``quota_storage_uri`` and a budget of 20 images a day, in this process's config."""
     redis_server.flush()
     clear_storages()
+    clear_rate_limiters()
     monkeypatch.setenv(STORE_ENV, redis_server.uri)
     monkeypatch.setenv(BUDGET_ENV, "20 per day")
     yield redis_server.uri
+    # The process's limiters count in this Redis while the store is set: later tests must not.
+    clear_rate_limiters()
     clear_storages()
 
 
