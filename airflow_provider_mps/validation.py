@@ -10,7 +10,7 @@ One function set shared by every submitter (the single-task operator, batch subm
 * :func:`validate_literal_aigc_image_fields` runs the same checks at DAG parse time on the values
   that are already final (no Jinja, no ``XComArg``), so an obviously wrong DAG is an import error;
   :func:`check_literal_fields` is its per-process memory, which the operators call.
-* :func:`check_seconds` and :func:`check_rate_limit` check the operators' own knobs.
+* :func:`check_wait`, :func:`check_seconds` and :func:`check_rate_limit` check the operators' own knobs.
 
 Parsing a DAG file loads this module (for the literal checks) but not the exceptions module,
 which is imported only when a value is refused.
@@ -273,6 +273,22 @@ def check_rate_limit(value: object, *, optional: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         rule = "must be a number of requests per second greater than 0" + (", or None" if optional else "")
         raise field_rules.invalid("rate_limit", rule, value)
+
+
+def check_wait(poll_interval: object, timeout: object, rate_limit: object = None) -> None:
+    """
+    Refuse bad knobs of a wait: ``poll_interval``, ``timeout`` (``None``: none) and ``rate_limit``.
+
+    :param poll_interval: seconds between two polls, above 0.
+    :param timeout: seconds to wait, above 0, or ``None`` to wait for ever.
+    :param rate_limit: requests per second above 0, or ``None`` when the caller has no such knob.
+    :raises MpsInvalidParameterError: naming the first knob that breaks its rule.
+    """
+    check_seconds("poll_interval", poll_interval)
+    if timeout is not None:
+        check_seconds("timeout", timeout)
+    if rate_limit is not None:
+        check_rate_limit(rate_limit)
 
 
 # Parse-time checks of literal request fields, remembered for the configurations already seen.

@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import Asset, BaseOperator, ObjectStora
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY
 from airflow_provider_mps.links.mps import MPS_TASK_ID_XCOM_KEY, MpsAigcImageLink, MpsConsoleTaskLink
-from airflow_provider_mps.validation import check_seconds
+from airflow_provider_mps.validation import check_wait
 
 # The exceptions and the TaskId check are imported in the methods that run the transfer: a DAG
 # file is parsed again and again without needing them.
@@ -139,9 +139,7 @@ class MpsAigcImagesToObjectStorageOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         # Not templated: final when the DAG is parsed, so a wrong value is an import error.
-        check_seconds("poll_interval", poll_interval)
-        if timeout is not None:
-            check_seconds("timeout", timeout)
+        check_wait(poll_interval, timeout)
         self.mps_task_id = mps_task_id
         self.destination = destination
         self.dest_conn_id = dest_conn_id
