@@ -15,11 +15,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
 from airflow_provider_mps.operators._spend import check_cap
+from airflow_provider_mps.operators._try_record import durable_kwargs, set_durable
 from airflow_provider_mps.validation import (
     build_aigc_image_request,
     check_literal_fields,
-    check_rate_limit,
-    check_seconds as _check_seconds,
+    check_wait,
 )
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 #: XCom key of the ``CreateAigcImageTask`` RequestId (quote it in support cases).
 REQUEST_ID_XCOM_KEY = "request_id"
+#: Store key of the creates of this task whose outcome is unknown.
+POSSIBLY_CREATED_KEY = "mps_aigc_image_task.possibly_created"
 
 
 class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
@@ -159,11 +161,8 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         openlineage_include_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
-        # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
-        # durable passed, and the default must not warn.
-        if durable is not None:
-            kwargs["durable"] = durable
-        super().__init__(**kwargs)
+        super().__init__(**durable_kwargs(durable, kwargs))
+        set_durable(self, durable)
         self.prompt = prompt
         self.model_name = model_name
         self.model_version = model_version
@@ -189,10 +188,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         self.openlineage_include_prompt = openlineage_include_prompt
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
         check_literal_fields(self._request_fields(), strict=strict_validation)
-        _check_seconds("poll_interval", poll_interval)
-        if timeout is not None:
-            _check_seconds("timeout", timeout)
-        check_rate_limit(rate_limit)
+        check_wait(poll_interval, timeout, rate_limit)
         check_cap([], max_images, batch=False)  # the cap itself: a whole number of at least 1, or None
 
     def _request_fields(self) -> dict[str, Any]:
@@ -221,21 +217,15 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> str:
         """Validate the request, create the task (or re-attach to this task's earlier one), wait if asked."""
         # Imported where it runs, as the hook is: parsing a DAG file does not need it.
-        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit, fingerprint
+        from airflow_provider_mps.operators._reattach import fingerprint
+        from airflow_provider_mps.operators._try_record import execute_resumable
 
         self._request = build_aigc_image_request(self._request_fields(), strict=self.strict_validation)
         check_cap([self._request], self.max_images, batch=False)
         self._fingerprint = fingerprint(self._request)
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None
-        check_retry_may_resubmit(
-            context,
-            resubmit_on_retry=self.resubmit_on_retry,
-            retries=self.retries,
-            what="its MPS AIGC image task",
-            log=self.log,
-        )
-        self.execute_resumable(context)
+        execute_resumable(self, context, self._store(context))
         if self._job is None:  # pragma: no cover - execute_resumable always submits or re-attaches
             raise RuntimeError("No MPS task was created or re-attached.")
         return self._finish(context, self._job["TaskId"], self._result)
@@ -259,20 +249,24 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         return self._finish(context, result["TaskId"], result)
 
     def _finish(self, context: Context, mps_task_id: str, result: dict[str, Any] | None) -> str:
+        from airflow_provider_mps.operators._try_record import forget_on_success
+
         if self.wait_for_completion and result is not None:
             image_urls = list(result.get("ImageUrls") or [])
             context["ti"].xcom_push(key=IMAGE_URLS_XCOM_KEY, value=image_urls)
             self.log.info(
                 "MPS task %s is DONE with %s image(s): %s", mps_task_id, len(image_urls), image_urls
             )
-        # The stored TaskId stays: Airflow drops it once the task instance succeeded, when
-        # [state_store] clear_on_success is set; deleting it here, before success, would let a worker
-        # lost in between pay again on its retry.
+        # On 3.3 the stored TaskId stays: Airflow drops it once the task instance succeeded, when
+        # [state_store] clear_on_success is set.  Before 3.3 its Variables go now (docs/failure-behaviour.md).
+        forget_on_success(self._store(context), self.external_id_key, POSSIBLY_CREATED_KEY)
         return mps_task_id
 
     def _store(self, context: Context) -> Any:
-        """The ``task_state_store`` this operator writes to: ``None`` before 3.3 or with ``durable=False``."""
-        return context.get("task_state_store") if self.durable else None
+        """Where this operator keeps what a retry needs (:func:`~._try_record.try_record`), or ``None``."""
+        from airflow_provider_mps.operators._try_record import try_record
+
+        return try_record(context, durable=self.durable)
 
     # ResumableJobMixin's protocol: the TaskId (with its RequestId) is the external job id.
 
@@ -290,7 +284,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.operators import _possibly_created as possibly, _spend
         from airflow_provider_mps.validation import to_api_params
 
-        store, key = self._store(context), f"{self.external_id_key}.possibly_created"
+        store, key = self._store(context), POSSIBLY_CREATED_KEY
         policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
         possibly.check_earlier_creates(fingerprint=self._fingerprint, **policy)
         # Reserved before sending, and only here: a retry that re-attaches never reaches this method.

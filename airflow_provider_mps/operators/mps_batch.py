@@ -10,7 +10,8 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
 from airflow_provider_mps.operators._spend import check_cap
-from airflow_provider_mps.validation import check_rate_limit, check_seconds as _check_seconds
+from airflow_provider_mps.operators._try_record import durable_kwargs, set_durable
+from airflow_provider_mps.validation import check_wait
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -146,19 +147,13 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         openlineage_include_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
-        # Passed to ResumableJobMixin only when given: below Airflow 3.3 its stand-in warns about any
-        # durable passed, and the default must not warn.
-        if durable is not None:
-            kwargs["durable"] = durable
-        super().__init__(**kwargs)
+        super().__init__(**durable_kwargs(durable, kwargs))
+        set_durable(self, durable)
         from airflow_provider_mps.operators._mps_batch import validate_literal_batch
 
         validate_literal_batch(requests, shared_fields, strict=strict_validation)
         check_cap([], max_images, batch=True)  # the cap itself: a whole number of at least 1, or None
-        _check_seconds("poll_interval", poll_interval)
-        check_rate_limit(rate_limit)
-        if timeout is not None:
-            _check_seconds("timeout", timeout)
+        check_wait(poll_interval, timeout, rate_limit)
         if max_failed_items is not None and (
             isinstance(max_failed_items, bool)
             or not isinstance(max_failed_items, int)
@@ -198,7 +193,8 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> list[str | None]:
         """Validate every item, create the tasks (re-attaching to an earlier try's), wait if asked."""
         from airflow_provider_mps.operators._mps_batch import prepare_batch_requests
-        from airflow_provider_mps.operators._reattach import check_retry_may_resubmit, fingerprint
+        from airflow_provider_mps.operators._reattach import fingerprint
+        from airflow_provider_mps.operators._try_record import execute_resumable
 
         self._requests = prepare_batch_requests(
             self.requests, self.shared_fields, strict=self.strict_validation
@@ -206,14 +202,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         check_cap(self._requests, self.max_images, batch=True)
         self._fingerprints = [fingerprint(request) for request in self._requests]
         self._run: BatchRun | None = None
-        check_retry_may_resubmit(
-            context,
-            resubmit_on_retry=self.resubmit_on_retry,
-            retries=self.retries,
-            what=f"MPS AIGC image tasks for the {len(self._requests)} items of its batch",
-            log=self.log,
-        )
-        self.execute_resumable(context)
+        execute_resumable(self, context, self._store(context))
         run = self._resume(context)
         if run.event is not None:
             return self._complete(context, run.event, run)
@@ -338,7 +327,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.operators._mps_batch_resume import resume_run
         from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
 
-        store = context.get("task_state_store") if self.durable else None
+        store = self._store(context)
         self._ledger: BatchLedger | None = (
             BatchLedger(store, len(self._requests)) if store is not None else None
         )
@@ -373,7 +362,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             raise
         wait_failed = record_wait_results(run, outcome)
         if wait_failed and self._too_many(run.failures):
-            store = context.get("task_state_store") if self.durable else None
+            store = self._store(context)
             if store is not None:
                 from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
 
@@ -442,7 +431,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         if run.stopped is not None:
             from airflow_provider_mps.operators._reattach import what_a_retry_does
 
-            retry = what_a_retry_does(durable=self.durable, resubmit_on_retry=self.resubmit_on_retry)
+            retry = what_a_retry_does(durable=self.durable)
             raise MpsError(
                 f"Not all items were sent: {run.stopped} {len(failures)} of {count} items failed; every "
                 f"failure is in the 'failures' XCom. {retry}"
@@ -456,8 +445,18 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
                 count,
                 self.max_failed_items,
             )
-        # The ledger stays: Airflow drops it once the task instance succeeded, when [state_store]
-        # clear_on_success is set; deleting it here, before success, would let a worker lost in between
-        # pay again on its retry.
+        # On 3.3 the ledger stays: Airflow drops it once the task instance succeeded, when [state_store]
+        # clear_on_success is set.  Before 3.3 its Variables go now (docs/failure-behaviour.md).
+        from airflow_provider_mps.operators._mps_batch_ledger import BatchLedger
+        from airflow_provider_mps.operators._try_record import forget_on_success
+
+        chunks = BatchLedger(None, count).chunk_count
+        forget_on_success(self._store(context), self.external_id_key, *map(BatchLedger.key, range(chunks)))
         self.log.info("Created %s MPS task(s) for %s item(s).", sum(t is not None for t in returned), count)
         return returned
+
+    def _store(self, context: Context) -> Any:
+        """Where this batch keeps its ledger for a retry (:func:`~._try_record.try_record`), or ``None``."""
+        from airflow_provider_mps.operators._try_record import try_record
+
+        return try_record(context, durable=self.durable)

@@ -96,8 +96,8 @@ def make_context(store: DictTaskStateStore | None = None, *, try_number: int = 1
 
 
 def kept_for_a_retry(values: dict[str, Any]) -> dict[str, Any]:
-    """What the store holds after a failed try: ``values`` on Airflow 3.3+, nothing before."""
-    return values if AIRFLOW_V_3_3_PLUS else {}
+    """What the store holds after a failed try: ``values``, on every line."""
+    return values
 
 
 def make_operator(**kwargs: Any) -> MpsCreateAigcImageTaskOperator:
@@ -149,8 +149,8 @@ def test_operator_defaults_follow_airflow_conventions():
         False,
         3600.0,
     )
-    # ResumableJobMixin's durable: on by default where a task_state_store exists (Airflow 3.3+).
-    assert (operator.durable, operator.resubmit_on_retry) == (AIRFLOW_V_3_3_PLUS, False)
+    # durable: on by default on every line (the task_state_store on 3.3+, Airflow Variables before).
+    assert (operator.durable, operator.resubmit_on_retry) == (True, False)
     assert [type(link) for link in operator.operator_extra_links] == [MpsAigcImageLink, MpsConsoleTaskLink]
 
 
@@ -167,16 +167,7 @@ def test_durable_left_at_its_default_never_warns():
         make_operator(prompt="a cat")
 
 
-@before_task_state_store
-def test_durable_given_before_airflow_3_3_warns_that_it_has_no_effect():
-    with pytest.warns(UserWarning, match="`durable` has no effect on Airflow versions below 3.3."):
-        operator = make_operator(prompt="a cat", durable=True)
-
-    assert operator.durable is False
-
-
-@needs_task_state_store
-def test_durable_given_on_airflow_3_3_is_kept_without_a_warning():
+def test_durable_given_is_kept_without_a_warning_on_every_line():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         operators = [
@@ -586,7 +577,6 @@ def test_execute_complete_never_assumes_success(event, error, message):
 # -- re-attach -------------------------------------------------------------------------------
 
 
-@needs_task_state_store
 def test_retry_reattaches_to_the_running_task_and_waits_for_it_instead_of_creating_another(mps_conn):
     mps_conn.configure(run_seconds=1.0)
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
@@ -604,7 +594,6 @@ def test_retry_reattaches_to_the_running_task_and_waits_for_it_instead_of_creati
     assert store.values == {STATE_KEY: stored_job(first)}
 
 
-@needs_task_state_store
 def test_retry_without_waiting_returns_the_earlier_task_id_without_creating_another(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
     context = make_context(DictTaskStateStore({STATE_KEY: stored_job(first)}), try_number=2)
@@ -619,7 +608,6 @@ def test_retry_without_waiting_returns_the_earlier_task_id_without_creating_anot
     assert context["ti"].xcoms == {"request_id": first["RequestId"]}
 
 
-@needs_task_state_store
 def test_retry_of_a_deferrable_operator_defers_again_on_the_earlier_task(mps_conn):
     mps_conn.configure(run_seconds=60)
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
@@ -632,7 +620,6 @@ def test_retry_of_a_deferrable_operator_defers_again_on_the_earlier_task(mps_con
     assert len(mps_conn.tasks()) == 1
 
 
-@needs_task_state_store
 def test_retry_after_the_earlier_task_failed_creates_a_new_task(mps_conn):
     mps_conn.configure(run_seconds=0, wait_seconds=0)
     failed = MpsHook().submit_aigc_image_task(prompt=f"a cat {FAIL_MARKER}")
@@ -643,7 +630,6 @@ def test_retry_after_the_earlier_task_failed_creates_a_new_task(mps_conn):
     assert [task["TaskId"] for task in mps_conn.tasks()] == [failed["TaskId"], task_id]
 
 
-@needs_task_state_store
 def test_retry_after_the_service_forgot_the_task_creates_a_new_task(mps_conn, task_logs):
     store = DictTaskStateStore({STATE_KEY: stored_job({"TaskId": "1-AigcImage-gone", "RequestId": "r-0"})})
 
@@ -656,7 +642,6 @@ def test_retry_after_the_service_forgot_the_task_creates_a_new_task(mps_conn, ta
     )
 
 
-@needs_task_state_store
 def test_retry_without_a_stored_task_creates_one(mps_conn):
     # The earlier try failed before it created anything: nothing to re-attach to, nothing refused.
     context = make_context(try_number=2)
@@ -666,7 +651,6 @@ def test_retry_without_a_stored_task_creates_one(mps_conn):
     assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id]
 
 
-@needs_task_state_store
 def test_durable_false_creates_a_new_task_on_every_try(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
     store = DictTaskStateStore({STATE_KEY: stored_job(first)})
@@ -679,63 +663,7 @@ def test_durable_false_creates_a_new_task_on_every_try(mps_conn):
 # -- retries before Airflow 3.3 (no task_state_store) ----------------------------------------
 
 
-def refused_retry_message(try_number: int, what: str) -> str:
-    from airflow import __version__ as airflow_version
-
-    return (
-        f"This is try {try_number} of the task, and an earlier try may already have created {what}. "
-        f"Apache Airflow {airflow_version} keeps no task_state_store across tries (it arrived in Airflow "
-        "3.3), so this try cannot re-attach to what the earlier try created and would pay for it again; the "
-        "task fails without sending anything. Set resubmit_on_retry=True on the operator to create anew on "
-        "a retry (or after a clear), or upgrade to Airflow 3.3+ to re-attach."
-    )
-
-
-@before_task_state_store
-@pytest.mark.parametrize("try_number", [2, 3])
-def test_retry_before_airflow_3_3_fails_without_retrying_instead_of_paying_for_a_second_task(
-    mps_conn, try_number
-):
-    operator = make_operator(prompt="a cat", wait_for_completion=True, retries=3)
-
-    with pytest.raises(AirflowFailException) as raised:
-        operator.execute(make_context(try_number=try_number))
-
-    assert str(raised.value) == refused_retry_message(try_number, "its MPS AIGC image task")
-    assert mps_conn.requests() == []
-
-
-@before_task_state_store
-def test_resubmit_on_retry_lets_a_retry_before_airflow_3_3_create_a_new_task(mps_conn, task_logs):
-    from airflow import __version__ as airflow_version
-
-    context = make_context(try_number=2)
-
-    task_id = make_operator(prompt="a cat", resubmit_on_retry=True, retries=1).execute(context)
-
-    assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id]
-    assert (
-        "warning: Try 2: an earlier try may already have created its MPS AIGC image task; creating anew, as "
-        f"resubmit_on_retry=True allows (Apache Airflow {airflow_version} cannot re-attach)."
-    ) in task_logs()
-
-
-@before_task_state_store
-def test_first_try_before_airflow_3_3_says_that_its_retries_cannot_reattach(mps_conn, task_logs):
-    from airflow import __version__ as airflow_version
-
-    make_operator(prompt="a cat", retries=2).execute(make_context())
-
-    assert len(mps_conn.tasks()) == 1
-    assert (
-        f"info: Apache Airflow {airflow_version} keeps no task_state_store across tries (Airflow 3.3+ does): "
-        "a retry of this task cannot re-attach to its MPS AIGC image task and fails instead of paying again, "
-        "unless resubmit_on_retry=True."
-    ) in task_logs()
-
-
-@needs_task_state_store
-def test_resubmit_on_retry_changes_nothing_on_airflow_3_3_where_the_retry_reattaches(mps_conn):
+def test_resubmit_on_retry_changes_nothing_where_the_retry_reattaches(mps_conn):
     first = MpsHook().submit_aigc_image_task(prompt="a cat")
     context = make_context(DictTaskStateStore({STATE_KEY: stored_job(first)}), try_number=2)
 

@@ -18,7 +18,7 @@ from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOper
 from tests.operators._airflow_records import task_states, xcoms
 from tests.operators._dag_runs import run_dag
 from tests.operators.test_mps import before_task_state_store, needs_task_state_store
-from tests.operators.test_mps_dag_runs import stored_task_state
+from tests.operators.test_mps_dag_runs import stored_task_state, try_record_variables
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
@@ -175,29 +175,18 @@ def test_a_retry_reattaches_to_the_batch_through_the_task_state_store(airflow_ho
 
 
 @before_task_state_store
-def test_before_airflow_3_3_a_retry_fails_instead_of_creating_the_batch_again_unless_resubmit_on_retry(
+def test_before_airflow_3_3_a_retried_batch_reattaches_through_airflow_variables_which_go_on_success(
     airflow_home, mps_conn
 ):
-    with DAG("mps_batch_operator_no_store", schedule=None, start_date=START) as dag:
-        DiesAfterSubmittingOnFirstTry(task_id="refused", requests=["a desk lamp", "a lounge chair"], **RETRY)
-        DiesAfterSubmittingOnFirstTry(
-            task_id="resubmitted", requests=["a brass lamp"], resubmit_on_retry=True, **RETRY
-        )
+    with DAG("mps_batch_operator_variables", schedule=None, start_date=START) as dag:
+        DiesAfterSubmittingOnFirstTry(task_id="lamps", requests=["a desk lamp", "a lounge chair"], **RETRY)
 
     run = run_dag(dag)
 
-    assert task_states(run.run_id, dag.dag_id) == {
-        ("refused", -1): ("failed", 2),
-        ("resubmitted", -1): ("success", 2),
-    }
-    # The refused retry sent nothing; the opted-in one created its item a second time.
-    assert sorted(created["Request"]["Prompt"] for created in mps_conn.tasks()) == [
-        "a brass lamp",
-        "a brass lamp",
-        "a desk lamp",
-        "a lounge chair",
-    ]
+    assert task_states(run.run_id, dag.dag_id) == {("lamps", -1): ("success", 2)}
+    # The retry read the ledger its first try kept in Variables: every item was paid for once.
+    by_prompt = {created["Request"]["Prompt"]: created["TaskId"] for created in mps_conn.tasks()}
+    assert len(mps_conn.tasks()) == 2
     records = xcoms(run.run_id, dag.dag_id)
-    assert records[("resubmitted", -1, "return_value")] == [mps_conn.tasks()[-1]["TaskId"]]
-    assert ("refused", -1, "return_value") not in records
-    assert run.state == "failed"
+    assert records[("lamps", -1, "return_value")] == [by_prompt["a desk lamp"], by_prompt["a lounge chair"]]
+    assert try_record_variables() == []

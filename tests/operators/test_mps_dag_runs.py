@@ -355,36 +355,45 @@ def test_a_lost_create_response_fails_the_task_at_once_and_pays_once_despite_its
 
 
 @before_task_state_store
-def test_before_airflow_3_3_a_retry_fails_instead_of_paying_twice_unless_resubmit_on_retry(
+def test_before_airflow_3_3_a_retry_reattaches_through_airflow_variables_which_go_on_success(
     airflow_home, mps_conn
 ):
-    with DAG("mps_operator_no_store", schedule=None, start_date=START) as dag:
-        DiesAfterCreatingOnFirstTry(task_id="refused", prompt="refused", wait_for_completion=True, **RETRY)
+    with DAG("mps_operator_variables", schedule=None, start_date=START) as dag:
+        DiesAfterCreatingOnFirstTry(task_id="waits", prompt="waits", wait_for_completion=True, **RETRY)
         DiesAfterCreatingOnFirstTry(
-            task_id="resubmitted",
-            prompt="resubmitted",
+            task_id="opted_in",
+            prompt="opted in",
             wait_for_completion=True,
-            resubmit_on_retry=True,
+            resubmit_on_retry=True,  # only about creates whose outcome is unknown: no effect here
             **RETRY,
         )
 
     run = run_dag(dag)
 
     assert task_states(run.run_id, dag.dag_id) == {
-        ("refused", -1): ("failed", 2),
-        ("resubmitted", -1): ("success", 2),
+        ("waits", -1): ("success", 2),
+        ("opted_in", -1): ("success", 2),
     }
-    # The refused retry sent nothing; the opted-in one paid for a second task.
-    assert sorted(task["Request"]["Prompt"] for task in mps_conn.tasks()) == [
-        "refused",
-        "resubmitted",
-        "resubmitted",
-    ]
+    # Each retry found its first try's TaskId in a Variable and waited for it: one paid task each.
+    by_prompt = {task["Request"]["Prompt"]: task["TaskId"] for task in mps_conn.tasks()}
+    assert sorted(by_prompt) == ["opted in", "waits"]
+    assert len(mps_conn.tasks()) == 2
     records = xcoms(run.run_id, dag.dag_id)
-    second = mps_conn.tasks()[-1]["TaskId"]
-    assert records[("resubmitted", -1, "return_value")] == second
-    assert ("refused", -1, "return_value") not in records
-    assert run.state == "failed"
+    assert records[("waits", -1, "return_value")] == by_prompt["waits"]
+    assert records[("opted_in", -1, "return_value")] == by_prompt["opted in"]
+    assert try_record_variables() == []
+
+
+def try_record_variables() -> list[str]:
+    """The Variables the provider keeps for retries, as the metadata database holds them."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_provider_mps.operators._try_record import VARIABLE_PREFIX
+
+    with create_session() as session:
+        return list(session.scalars(select(Variable.key).where(Variable.key.like(f"{VARIABLE_PREFIX}.%"))))
 
 
 def stored_task_state(run_id: str, dag_id: str) -> dict[tuple[str, int, str], Any]:
