@@ -1,7 +1,7 @@
 """
 What a retried (or cleared) try of the batch operator does with an earlier try's record.
 
-:func:`resume_run` reads the ledger an earlier try left in the ``task_state_store`` (Airflow 3.3+):
+:func:`resume_run` reads the ledger an earlier try left (``task_state_store`` or Variables):
 items with a task are re-attached to, possibly created items are failures never sent again (unless
 ``resubmit_on_retry``).  :func:`possibly_created_failure` fails a batch without Airflow retries when
 those items alone are more than ``max_failed_items``: no retry could succeed without sending them

@@ -2,9 +2,9 @@
 How :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOperator` creates its tasks.
 
 * :class:`~airflow_provider_mps.operators._mps_batch_ledger.BatchLedger` keeps, in the
-  ``task_state_store``, that each item is being sent before its create leaves and its TaskId once
-  it is created, so a retried try re-attaches to them and never resends an item in flight
-  (Airflow 3.3+);
+  ``task_state_store`` (Airflow Variables before 3.3), that each item is being sent before its create
+  leaves and its TaskId once it is created, so a retried try re-attaches to them and never resends
+  an item in flight;
 * :class:`BatchSubmitter` sends the creates from a small thread pool through the process-wide rate
   limiter, retrying only the failures that certainly created nothing;
 * :func:`submit_batch` records each create's outcome as it comes (in the ledger from the thread that

@@ -5,7 +5,7 @@ A ``CreateAigcImageTask`` that failed after the request may have reached the ser
 read timeout, garbled body, 5xx page, ``InternalError``) may have created a paid task whose TaskId
 is lost.  Sending it again may pay twice.  The policy:
 
-* **by default** the operator records the request (in the ``task_state_store`` on Airflow 3.3+:
+* **by default** the operator records the request (where its retries look, on every line:
   time, RequestId if any, the prompt's first characters), logs a WARNING naming it, and fails the
   task *without Airflow retries* (``AirflowFailException``), naming the request and the opt-in;
   a later try of the same request (after a clear) refuses to send it again;
@@ -85,7 +85,7 @@ def record_entry(store: Any, key: str, entry: dict[str, Any]) -> int:
     """
     Append ``entry`` to the records under ``key``; return how many this request has now.
 
-    Without a store (before Airflow 3.3, or ``durable=False``) nothing is kept and 1 is returned.
+    Without a store (``durable=False``) nothing is kept and 1 is returned.
     """
     if store is None:
         return 1

@@ -53,14 +53,15 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     when it is ``FAIL``; ``deferrable=True`` waits in the triggerer instead of on a worker.  A
     deferrable operator with ``wait_for_completion=False`` does not defer.
 
-    Re-attach on retry (Airflow 3.3+): the operator is a ``ResumableJobMixin``; the TaskId and
-    RequestId, with a fingerprint of the rendered request, are kept in the task's
-    ``task_state_store`` as soon as the task is created, so a retried try of the same request picks
-    up a task that is still running or ``DONE`` instead of paying for a second one; a ``FAIL``-ed or
-    vanished task, or one made for a request whose rendered fields changed, is created anew.  The
-    record is left to Airflow's ``[state_store] clear_on_success`` (``False`` by default: clearing a
-    successful task returns the same task).  Before Airflow 3.3 a retry (a clear included) fails at
-    once rather than pay for a second task, unless ``resubmit_on_retry=True``.  A create whose
+    Re-attach on retry, on every Airflow line: the operator is a ``ResumableJobMixin``; the TaskId and
+    RequestId, with a fingerprint of the rendered request, are kept as soon as the task is created
+    (in the task's ``task_state_store`` on Airflow 3.3+, in Airflow Variables named after the task
+    instance before: :mod:`~airflow_provider_mps.operators._try_record`), so a retried try of the
+    same request picks up a task that is still running or ``DONE`` instead of paying for a second
+    one; a ``FAIL``-ed or vanished task (which MPS does not bill), or one made for a request whose
+    rendered fields changed, is created anew.  On 3.3 the record is left to Airflow's
+    ``[state_store] clear_on_success`` (``False`` by default: clearing a successful task returns the
+    same task); before 3.3 its Variables are deleted when the task succeeds.  A create whose
     outcome is unknown (answer lost, garbled, a 5xx page, ``InternalError``) fails the task without
     Airflow retries, recorded and named (:mod:`~airflow_provider_mps.operators._possibly_created`).
 
@@ -86,14 +87,12 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     :param rate_limit: the most ``DescribeAigcImageTask`` calls per second the trigger's shared
         limiter allows for this account (deferrable mode); with several triggerers, give each a
         share of the quota of 20.
-    :param durable: keep the TaskId in the ``task_state_store`` so a retry re-attaches to it
-        (Airflow 3.3+, where it defaults to ``True``); ``ResumableJobMixin`` warns that it has no
-        effect when it is given on an older Airflow.
+    :param durable: keep the TaskId for a retry to re-attach to (``True`` by default, on every line);
+        ``False`` creates a new task on every try.
     :param resubmit_on_retry: accept paying twice rather than failing: a create whose outcome is
-        unknown fails the try with a retryable error and the retry sends it again, and before
-        Airflow 3.3 a retry creates a new task although the earlier try may have created one (each
-        is billed; every possible duplicate is counted in the log).  Without it such a create fails
-        the task without retries, and before 3.3 every retry fails before sending anything.
+        unknown fails the try with a retryable error and the retry sends it again (each is billed;
+        every possible duplicate is counted in the log).  Without it such a create fails the task
+        without retries.
     :param max_images: the most images this task may ask for (its rendered ``output_image_count``);
         over it the task fails without retries before sending.  ``None`` (the default) sets no cap:
         one create asks for a handful of images, and the account's ``image_budget`` bounds a fan-out

@@ -63,16 +63,15 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     :data:`~airflow_provider_mps.operators._mps_batch.MAX_CONSECUTIVE_FAILURES` service or network
     failures in a row; the items not sent are reported as ``NotSubmitted``.
 
-    Re-attach on retry (Airflow 3.3+): the operator is a ``ResumableJobMixin`` whose job is the
-    batch.  Each created TaskId is written to the task's ``task_state_store`` by the thread that sent
+    Re-attach on retry, on every Airflow line: the operator is a ``ResumableJobMixin`` whose job is
+    the batch.  Each created TaskId is written to its ledger (the task's ``task_state_store`` on
+    Airflow 3.3+, Airflow Variables named after the task instance before) by the thread that sent
     the create, as soon as it returned (a task killed mid-submission loses none in flight), so a
     retried try reuses the tasks of unchanged items (same position, same request) instead of paying
     for them again, creates the items that failed or were never sent, and never resends a possibly
-    created one.  The record is left to Airflow's ``[state_store] clear_on_success`` (``False`` by
-    default): clearing a successful task returns the same tasks.  With ``durable=False``
-    every try creates every item.  Before Airflow 3.3 there is no store that survives a retry: a
-    retry (``try_number`` above 1, a clear included) fails at once rather than create and pay for the
-    batch again, unless ``resubmit_on_retry=True``.
+    created one.  On 3.3 the record is left to Airflow's ``[state_store] clear_on_success``
+    (``False`` by default: clearing a successful task returns the same tasks); before 3.3 its
+    Variables are deleted when the task succeeds.  With ``durable=False`` every try creates every item.
 
     Waiting: with ``wait_for_completion=True`` the operator waits until every task is ``DONE`` or
     ``FAIL`` (``deferrable=True``: in the triggerer, with one
@@ -87,7 +86,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
 
     Failing: when more than ``max_failed_items`` items failed, the task fails, after every other
     item was sent (and waited for, when waiting) and every XCom above was pushed.  With the default
-    of 0, any failed item fails the task and its retry re-attaches to the rest (Airflow 3.3+).
+    of 0, any failed item fails the task and its retry re-attaches to the rest.
 
     :param requests: the items: prompts, or dicts of request fields.
     :param shared_fields: request fields applied to every item that does not set them, e.g.
@@ -101,13 +100,11 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     :param rate_limit: the most ``CreateAigcImageTask`` (and ``DescribeAigcImageTask``) calls per
         second from this process for the account; the service allows 20.
     :param max_failed_items: how many items may fail before the task fails; ``None`` for no limit.
-    :param durable: keep the created TaskIds in the ``task_state_store`` so a retry re-attaches
-        (Airflow 3.3+, where it defaults to ``True``); ``ResumableJobMixin`` warns that it has no
-        effect when it is given on an older Airflow.
+    :param durable: keep the created TaskIds for a retry to re-attach to (``True`` by default, on
+        every line); ``False`` creates every item on every try.
     :param resubmit_on_retry: accept paying twice rather than failing: a retry (or a clear) sends
         again the items whose create may have created a task (each possible duplicate is counted in
-        the log), and before Airflow 3.3 a retry creates every item again.  Without it such items are
-        never resent, and before 3.3 every retry fails before sending anything.
+        the log).  Without it such items are never resent.
     :param max_images: the most images the batch may ask for: the sum of ``output_image_count`` over
         its rendered items (1 for an item that does not set it).  Over it the task fails without
         retries before anything is sent.  The default, :data:`DEFAULT_MAX_IMAGES`, is far above a
