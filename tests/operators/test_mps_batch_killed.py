@@ -15,7 +15,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
-from tests.operators.test_mps import DictTaskStateStore, needs_task_state_store
+from tests.operators.test_mps import DictTaskStateStore
 from tests.operators.test_mps_batch import (
     CREATE,
     created_by_prompt,
@@ -67,7 +67,6 @@ def kill_mid_batch(mps_conn: Any) -> tuple[DictTaskStateStore, dict[str, str]]:
     return DictTaskStateStore(store.values), created_by_prompt(mps_conn)
 
 
-@needs_task_state_store
 def test_a_retry_after_a_kill_mid_batch_fails_rather_than_resend_the_creates_in_flight(mps_conn):
     store, first_try = kill_mid_batch(mps_conn)
     assert first_try  # the service created at least the task whose answer killed the worker
@@ -84,7 +83,6 @@ def test_a_retry_after_a_kill_mid_batch_fails_rather_than_resend_the_creates_in_
     assert "ClientError.TryEnded" in str(raised.value)
 
 
-@needs_task_state_store
 def test_with_room_for_failed_items_the_retry_creates_the_rest_once_and_names_the_ones_in_flight(mps_conn):
     store, first_try = kill_mid_batch(mps_conn)
     context = make_context(store, try_number=2)

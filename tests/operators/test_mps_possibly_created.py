@@ -24,7 +24,6 @@ from tests.operators.test_mps import (
     kept_for_a_retry,
     make_context,
     make_operator,
-    needs_task_state_store,
     request_fingerprint,
     stored_job,
 )
@@ -121,7 +120,6 @@ def test_a_create_refused_for_quota_or_never_sent_stays_retryable(mps_conn, monk
     assert context["task_state_store"].values == {}
 
 
-@needs_task_state_store
 def test_a_later_try_of_the_same_request_refuses_to_send_it_again_after_a_possible_orphan(mps_conn):
     earlier = possibly_created(None, "ClientNetworkError.Timeout", "2026-01-02 03:04:05")
     store = DictTaskStateStore({POSSIBLY_CREATED_KEY: [earlier]})
@@ -138,7 +136,6 @@ def test_a_later_try_of_the_same_request_refuses_to_send_it_again_after_a_possib
     assert mps_conn.requests() == []
 
 
-@needs_task_state_store
 def test_resubmit_on_retry_sends_it_again_counting_the_possible_duplicates(mps_conn, task_logs):
     earlier = possibly_created(None, "ClientNetworkError.Timeout", "2026-01-02 03:04:05")
     other_request = possibly_created("r-9", "InternalError", "2026-01-02 03:00:00", prompt="a dog")
@@ -159,7 +156,6 @@ def test_resubmit_on_retry_sends_it_again_counting_the_possible_duplicates(mps_c
     )
 
 
-@needs_task_state_store
 def test_a_possible_orphan_of_another_request_does_not_block_this_one(mps_conn):
     other_request = possibly_created("r-9", "InternalError", "2026-01-02 03:00:00", prompt="a dog")
     store = DictTaskStateStore({POSSIBLY_CREATED_KEY: [other_request]})
@@ -169,7 +165,6 @@ def test_a_possible_orphan_of_another_request_does_not_block_this_one(mps_conn):
     assert [task["TaskId"] for task in mps_conn.tasks()] == [task_id]
 
 
-@needs_task_state_store
 def test_a_stored_task_of_another_request_is_never_returned_for_this_one(mps_conn, task_logs):
     # An upstream re-run changed the rendered prompt, then the task was cleared.
     dog = MpsHook().submit_aigc_image_task(prompt="a dog")
@@ -190,7 +185,6 @@ def test_a_stored_task_of_another_request_is_never_returned_for_this_one(mps_con
     )
 
 
-@needs_task_state_store
 def test_the_task_id_is_stored_as_soon_as_the_create_returns(mps_conn):
     writes: list[tuple[str, Any]] = []
 
@@ -231,7 +225,6 @@ class Killed(BaseException):
     """The process dying (not an Exception: nothing in the operator catches it)."""
 
 
-@needs_task_state_store
 def test_a_worker_killed_before_the_task_id_is_stored_makes_the_retry_refuse_to_pay_again(mps_conn):
     class StoreOfAKilledWorker(DictTaskStateStore):
         def set(self, key: str, value: Any, *, retention: Any = None) -> None:
@@ -255,7 +248,6 @@ def test_a_worker_killed_before_the_task_id_is_stored_makes_the_retry_refuse_to_
     assert str(raised.value).endswith(OPT_IN)
 
 
-@needs_task_state_store
 def test_a_clear_of_a_successful_task_returns_the_same_task_and_images_without_paying_again(mps_conn):
     # [state_store] clear_on_success left at its default (False): the store outlives the success.
     store = DictTaskStateStore()
