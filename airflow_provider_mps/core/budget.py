@@ -210,22 +210,7 @@ def reserve_images(
         return None
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"The images to reserve must be a whole number of at least 1, got {count!r}.")
-    if storage_uri is None:
-        raise MpsInvalidParameterError(
-            budget.setting,
-            "is counted across every process of the deployment, so it needs a store they all reach: set "
-            f"[{CONFIG_SECTION}] {QUOTA_STORAGE_URI_OPTION} (AIRFLOW__{CONFIG_SECTION.upper()}__"
-            f"{QUOTA_STORAGE_URI_OPTION.upper()}), such as redis://redis-host:6379/0, in every component, "
-            "or unset the budget. A count kept per process would not bound the account's spend.",
-            budget.rate,
-        )
-    if urllib.parse.urlsplit(storage_uri).scheme == "memory":
-        raise MpsInvalidParameterError(
-            f"[{CONFIG_SECTION}] {QUOTA_STORAGE_URI_OPTION}",
-            f"counts in each process alone with memory://, so it cannot hold {budget.setting} across the "
-            "deployment: name a store every process reaches, such as redis://redis-host:6379/0.",
-            storage_uri,
-        )
+    storage_uri = _shared_storage_uri(budget, storage_uri)
     limit, expiry = parse_budget(budget)
     if count > limit:
         raise MpsInvalidParameterError(
@@ -234,15 +219,8 @@ def reserve_images(
             "allows in one window, so no retry could ever send it; nothing was sent.",
             count,
         )
-    storage = _storage(storage_uri)
+    storage = _moving_window_storage(budget, storage_uri)
     limits = _limits()
-    if not isinstance(storage, limits.storage.MovingWindowSupport):
-        raise MpsInvalidParameterError(
-            f"[{CONFIG_SECTION}] {QUOTA_STORAGE_URI_OPTION}",
-            "must name a storage that keeps a moving window, such as redis://host:6379/0, for "
-            f"{budget.setting}.",
-            redact_storage_uri(storage_uri),
-        )
     storage_key = f"{NAMESPACE}/image-budget/{key}/{expiry}s"
     try:
         reserved = storage.acquire_entry(storage_key, limit, expiry, amount=count)
@@ -261,6 +239,40 @@ def reserve_images(
         limit,
     )
     return Reservation(budget=budget, count=count, used=int(used), limit=limit)
+
+
+def _shared_storage_uri(budget: ImageBudget, storage_uri: str | None) -> str:
+    """Return ``storage_uri`` if every process reaches it (set, and not ``memory://``); else refuse."""
+    if storage_uri is None:
+        raise MpsInvalidParameterError(
+            budget.setting,
+            "is counted across every process of the deployment, so it needs a store they all reach: set "
+            f"[{CONFIG_SECTION}] {QUOTA_STORAGE_URI_OPTION} (AIRFLOW__{CONFIG_SECTION.upper()}__"
+            f"{QUOTA_STORAGE_URI_OPTION.upper()}), such as redis://redis-host:6379/0, in every component, "
+            "or unset the budget. A count kept per process would not bound the account's spend.",
+            budget.rate,
+        )
+    if urllib.parse.urlsplit(storage_uri).scheme == "memory":
+        raise MpsInvalidParameterError(
+            f"[{CONFIG_SECTION}] {QUOTA_STORAGE_URI_OPTION}",
+            f"counts in each process alone with memory://, so it cannot hold {budget.setting} across the "
+            "deployment: name a store every process reaches, such as redis://redis-host:6379/0.",
+            storage_uri,
+        )
+    return storage_uri
+
+
+def _moving_window_storage(budget: ImageBudget, storage_uri: str) -> Any:
+    """Return the ``limits`` storage of ``storage_uri``; refuse one that keeps no moving window."""
+    storage = _storage(storage_uri)
+    if not isinstance(storage, _limits().storage.MovingWindowSupport):
+        raise MpsInvalidParameterError(
+            f"[{CONFIG_SECTION}] {QUOTA_STORAGE_URI_OPTION}",
+            "must name a storage that keeps a moving window, such as redis://host:6379/0, for "
+            f"{budget.setting}.",
+            redact_storage_uri(storage_uri),
+        )
+    return storage
 
 
 def _storage_unavailable(storage_uri: str, error: Any) -> MpsNetworkError:

@@ -1,23 +1,27 @@
 """
-The pieces :class:`~airflow_provider_mps.hooks.mps.MpsHook` builds its SDK clients and requests from.
+The pieces :class:`~airflow_provider_mps.hooks.mps.MpsHook` builds its SDK clients from.
 
 Plain functions: the hook holds the state (the connection read once, the credential, the clients)
-and calls these to build and send.  Nothing here keeps state of its own.
+and calls these to build them and to mask their secrets; it sends through
+:mod:`~airflow_provider_mps.hooks._mps_requests`.  Nothing here keeps state of its own.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mps.exceptions import MpsNetworkError
+from airflow.providers.common.compat.sdk import mask_secret
+
+from airflow_provider_mps.hooks import _shared_async_clients
 from airflow_provider_mps.hooks._mps_connection import build_client_profile
 from airflow_provider_mps.hooks._sdk_logging import guard_sdk_logger
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable, Iterable
+
     from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
-    from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, RoleKeys
+    from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential
 
 
 async def amask_secret(secret: str) -> None:
@@ -35,10 +39,21 @@ async def amask_secret(secret: str) -> None:
 
         await airflow_amask_secret(secret)
     else:
-        from airflow.providers.common.compat.sdk import mask_secret
         from asgiref.sync import sync_to_async
 
         await sync_to_async(mask_secret)(secret)
+
+
+def mask_secrets(secrets: Iterable[str]) -> None:
+    """Register each of ``secrets`` with Airflow's secrets masker."""
+    for secret in secrets:
+        mask_secret(secret)
+
+
+async def amask_secrets(secrets: Iterable[str]) -> None:
+    """Async :func:`mask_secrets`, one :func:`amask_secret` after another."""
+    for secret in secrets:
+        await amask_secret(secret)
 
 
 def rate_limit_key(credential: ResolvedCredential, settings: MpsConnectionSettings) -> str:
@@ -78,20 +93,23 @@ def build_async_client(
     return client
 
 
-def refresh_role_keys(keys: RoleKeys, action: str) -> list[str]:
-    """Refresh a role's keys before ``action`` is sent; a failure means nothing was sent."""
-    try:
-        return keys.refresh()
-    except Exception as error:
-        raise MpsNetworkError(
-            "ClientNetworkError.CredentialRefreshFailed",
-            f"Refreshing the role's temporary credentials failed, so the request was not sent: {error}",
-            None,
-            action,
-            request_may_have_reached_service=False,
-        ) from error
+async def aacquire_async_client(
+    settings: MpsConnectionSettings, credential: ResolvedCredential
+) -> tuple[Hashable, Any]:
+    """
+    Acquire the shared async client of ``settings`` and ``credential`` on the running loop.
 
+    Built by :func:`build_async_client` in a worker thread if the loop has none
+    (:func:`~airflow_provider_mps.hooks._shared_async_clients.acquire`); HTTP clients that the
+    build replaced are closed here, on the loop.
 
-async def arefresh_role_keys(keys: RoleKeys, action: str) -> list[str]:
-    """:func:`refresh_role_keys` in a worker thread: the refresh may call the metadata service or STS."""
-    return await asyncio.to_thread(refresh_role_keys, keys, action)
+    :return: the client's key, to release it with, and the client.
+    """
+    key = _shared_async_clients.client_key(settings, credential)
+    unused: list[Any] = []
+    client = await _shared_async_clients.acquire(
+        key, lambda: build_async_client(settings, credential, unused)
+    )
+    for http_client in unused:
+        await http_client.aclose()
+    return key, client

@@ -205,6 +205,41 @@ def _check_credential_text(conn_id: str, value: str, what: str) -> None:
         )
 
 
+def _check_credentials(conn_id: str, secret_id: str | None, secret_key: str | None, token: object) -> None:
+    """Refuse half a key pair, a token without keys (or not a string), and keys holding whitespace."""
+    if secret_id and not secret_key:
+        raise MpsConnectionConfigError(
+            f"Connection '{conn_id}' has a SecretId (login) but no SecretKey (password); "
+            "set both, or neither to use the Tencent Cloud credential chain."
+        )
+    if secret_key and not secret_id:
+        raise MpsConnectionConfigError(
+            f"Connection '{conn_id}' has a SecretKey (password) but no SecretId (login); "
+            "set both, or neither to use the Tencent Cloud credential chain."
+        )
+    if token is not None and not secret_id:
+        raise MpsConnectionConfigError(
+            f"Connection '{conn_id}' has a token extra but no SecretId (login) and SecretKey "
+            "(password); a token is only valid together with the temporary SecretId and SecretKey "
+            "it was issued with."
+        )
+    if token is not None and not isinstance(token, str):
+        raise MpsConnectionConfigError(f"The token extra of connection '{conn_id}' must be a string.")
+    if secret_id:
+        _check_credential_text(conn_id, secret_id, "SecretId (login)")
+    if secret_key:
+        _check_credential_text(conn_id, secret_key, "SecretKey (password)")
+
+
+def _choose_region(conn_id: str, region: str | None, extras: Mapping[str, Any], conn_type: str) -> str:
+    """The region: ``region`` when given, else the connection's ``region`` extra, else the default."""
+    if region is not None:
+        return validate_region(region, where="region")
+    if (value := _extra_value(extras, "region", conn_type)) is not None:
+        return validate_region(value, where=f"extra 'region' of connection '{conn_id}'")
+    return DEFAULT_REGION
+
+
 def settings_from_connection(
     *,
     conn_id: str,
@@ -230,36 +265,8 @@ def settings_from_connection(
     secret_id = login or None
     secret_key = password or None
     token = _extra_value(extras, "token", conn_type)
-    if secret_id and not secret_key:
-        raise MpsConnectionConfigError(
-            f"Connection '{conn_id}' has a SecretId (login) but no SecretKey (password); "
-            "set both, or neither to use the Tencent Cloud credential chain."
-        )
-    if secret_key and not secret_id:
-        raise MpsConnectionConfigError(
-            f"Connection '{conn_id}' has a SecretKey (password) but no SecretId (login); "
-            "set both, or neither to use the Tencent Cloud credential chain."
-        )
-    if token is not None and not secret_id:
-        raise MpsConnectionConfigError(
-            f"Connection '{conn_id}' has a token extra but no SecretId (login) and SecretKey "
-            "(password); a token is only valid together with the temporary SecretId and SecretKey "
-            "it was issued with."
-        )
-    if token is not None and not isinstance(token, str):
-        raise MpsConnectionConfigError(f"The token extra of connection '{conn_id}' must be a string.")
-    if secret_id:
-        _check_credential_text(conn_id, secret_id, "SecretId (login)")
-    if secret_key:
-        _check_credential_text(conn_id, secret_key, "SecretKey (password)")
-
-    if region is not None:
-        chosen_region = validate_region(region, where="region")
-    elif (value := _extra_value(extras, "region", conn_type)) is not None:
-        chosen_region = validate_region(value, where=f"extra 'region' of connection '{conn_id}'")
-    else:
-        chosen_region = DEFAULT_REGION
-
+    _check_credentials(conn_id, secret_id, secret_key, token)
+    chosen_region = _choose_region(conn_id, region, extras, conn_type)
     endpoint = _extra_value(extras, "endpoint", conn_type)
     timeout = _extra_value(extras, "request_timeout", conn_type)
     proxy = _extra_value(extras, "proxy", conn_type)
@@ -277,6 +284,38 @@ def settings_from_connection(
         language=DEFAULT_LANGUAGE if language is None else _validate_language(conn_id, language),
         image_budget=None if budget is None else _validate_image_budget(conn_id, budget) or None,
     )
+
+
+def read_connection(
+    conn: Any, extras: Mapping[str, Any], *, conn_id: str, conn_type: str, region: str | None, log: Any
+) -> MpsConnectionSettings:
+    """
+    :func:`settings_from_connection` of an Airflow connection; warn of extras it does not read.
+
+    :param conn: the Airflow connection (its ``login`` and ``password`` are read).
+    :param extras: its extras, already parsed.
+    :param conn_id: the connection id, named in every error and in the warning.
+    :param conn_type: the connection type (see :func:`settings_from_connection`).
+    :param region: a region that overrides the connection's ``region`` extra.
+    :param log: the hook's logger, for the warning about unknown extras (likely typos).
+    """
+    settings = settings_from_connection(
+        conn_id=conn_id,
+        conn_type=conn_type,
+        login=conn.login,
+        password=conn.password,
+        extras=extras,
+        region=region,
+    )
+    if unread := unknown_extras(extras, conn_type):
+        log.warning(
+            "Connection %s has extras %s that a tencentcloud_mps connection does not read; "
+            "the known extras are %s.",
+            conn_id,
+            ", ".join(unread),
+            ", ".join(KNOWN_EXTRAS),
+        )
+    return settings
 
 
 def unknown_extras(extras: Mapping[str, Any], conn_type: str) -> list[str]:

@@ -132,6 +132,25 @@ def release(loop: asyncio.AbstractEventLoop, key: Hashable) -> Any | None:
     return shared.built.result()
 
 
+async def arelease(loop: asyncio.AbstractEventLoop, key: Hashable) -> None:
+    """
+    :func:`release`, then close the client on ``loop`` if that was its last use.
+
+    Called on ``loop`` it closes the client before returning; called on another loop it schedules
+    the close on ``loop`` if ``loop`` still runs (a client cannot be closed off its own loop).
+
+    :param loop: the loop the client was acquired on.
+    :param key: from :func:`client_key`.
+    """
+    last = release(loop, key)
+    if last is None:
+        return
+    if loop is asyncio.get_running_loop():
+        await last.close()
+    elif not loop.is_closed() and loop.is_running():
+        asyncio.run_coroutine_threadsafe(last.close(), loop)
+
+
 def count(loop: asyncio.AbstractEventLoop) -> int:
     """Return how many clients are open (or being built) on ``loop`` (for tests and diagnostics)."""
     with _lock:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 # Imported with the hook (in a worker thread, for the triggers), not on the event loop at first use.
 from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_mps import DEFAULT_CONN_ID
 from airflow_provider_mps.core.api import (
@@ -20,29 +20,23 @@ from airflow_provider_mps.core.api import (
     parse_create_response,
     parse_describe_response,
     parse_test_connection_response,
-    sdk_request,
 )
-from airflow_provider_mps.core.errors import Handling, classify, to_mps_error
+from airflow_provider_mps.core.errors import Handling, classify
 from airflow_provider_mps.core.retry import RetryPolicy, acall_with_retries, call_with_retries
 from airflow_provider_mps.core.status import (
     SUCCESS_STATUSES,
     TERMINAL_STATUSES,
     MpsAigcImageTaskStatus,
 )
-from airflow_provider_mps.hooks import _mps_clients, _shared_async_clients
-from airflow_provider_mps.hooks._mps_connection import KNOWN_EXTRAS, settings_from_connection, unknown_extras
+from airflow_provider_mps.hooks import _mps_clients, _mps_requests, _shared_async_clients
+from airflow_provider_mps.hooks._mps_connection import read_connection
 from airflow_provider_mps.hooks._mps_connection_form import (
     CONNECTION_TYPE,
     classic_ui_field_behaviour,
     connection_form_widgets,
 )
-from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, RoleKeys, resolve_credential
-from airflow_provider_mps.utils.rate_limit import (
-    DEFAULT_RATE,
-    RateLimiter,
-    headroom_for,
-    process_rate_limiter,
-)
+from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, resolve_credential
+from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
 from airflow_provider_mps.validation import build_create_params, check_rate_limit, check_seconds
 
 if TYPE_CHECKING:
@@ -50,6 +44,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_mps.exceptions import MpsError
     from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
+    from airflow_provider_mps.utils.rate_limit import RateLimiter
 
 __all__ = ["SUCCESS_STATUSES", "TERMINAL_STATUSES", "MpsAigcImageTaskStatus", "MpsHook"]
 
@@ -106,7 +101,7 @@ class MpsHook(BaseHook):
         self._lock = threading.Lock()
         self._settings: MpsConnectionSettings | None = None
         self._credential: ResolvedCredential | None = None
-        self._own_limiters: dict[str, RateLimiter] = {}
+        self._own_limiters = _mps_requests.OwnLimiters()
         self._client: Any = None
         self._async_client: Any = None
         self._async_client_loop: asyncio.AbstractEventLoop | None = None
@@ -127,23 +122,9 @@ class MpsHook(BaseHook):
     # -- connection and credential ------------------------------------------------------------
 
     def _settings_from(self, conn: Any, extras: dict[str, Any]) -> MpsConnectionSettings:
-        settings = settings_from_connection(
-            conn_id=self.mps_conn_id,
-            conn_type=self.conn_type,
-            login=conn.login,
-            password=conn.password,
-            extras=extras,
-            region=self.region,
+        return read_connection(
+            conn, extras, conn_id=self.mps_conn_id, conn_type=self.conn_type, region=self.region, log=self.log
         )
-        if unread := unknown_extras(extras, self.conn_type):
-            self.log.warning(
-                "Connection %s has extras %s that a tencentcloud_mps connection does not read; "
-                "the known extras are %s.",
-                self.mps_conn_id,
-                ", ".join(unread),
-                ", ".join(KNOWN_EXTRAS),
-            )
-        return settings
 
     @property
     def settings(self) -> MpsConnectionSettings:
@@ -152,8 +133,7 @@ class MpsHook(BaseHook):
             if self._settings is None:
                 conn = self.get_connection(self.mps_conn_id)
                 settings = self._settings_from(conn, conn.extra_dejson)
-                for secret in settings.secrets():
-                    mask_secret(secret)
+                _mps_clients.mask_secrets(settings.secrets())
                 self._settings = settings
             return self._settings
 
@@ -168,8 +148,7 @@ class MpsHook(BaseHook):
             conn = await get_async_connection(self.mps_conn_id, self)
             extras = await get_async_extra_dejson(conn)
             settings = self._settings_from(conn, extras)
-            for secret in settings.secrets():
-                await _mps_clients.amask_secret(secret)
+            await _mps_clients.amask_secrets(settings.secrets())
             self._settings = settings
         return self._settings
 
@@ -192,8 +171,7 @@ class MpsHook(BaseHook):
         """The credential the clients sign with: the connection's keys or the SDK's chain."""
         credential, fresh = self._resolve_credential(self.settings)
         if fresh:
-            for secret in credential.secrets():
-                mask_secret(secret)
+            _mps_clients.mask_secrets(credential.secrets())
         return credential
 
     async def _acredential(self) -> ResolvedCredential:
@@ -203,8 +181,7 @@ class MpsHook(BaseHook):
         # The chain may probe the instance metadata service: keep it off the event loop.
         credential, fresh = await asyncio.to_thread(self._resolve_credential, settings)
         if fresh:
-            for secret in credential.secrets():
-                await _mps_clients.amask_secret(secret)
+            await _mps_clients.amask_secrets(credential.secrets())
         return credential
 
     @property
@@ -253,13 +230,7 @@ class MpsHook(BaseHook):
         if self._async_client is not None and self._async_client_loop is loop:
             return self._async_client  # another coroutine of this hook got it meanwhile
         await self.aclose()  # a client of another (finished) loop cannot serve this one
-        key = _shared_async_clients.client_key(settings, credential)
-        unused: list[Any] = []
-        client = await _shared_async_clients.acquire(
-            key, lambda: _mps_clients.build_async_client(settings, credential, unused)
-        )
-        for http_client in unused:
-            await http_client.aclose()
+        key, client = await _mps_clients.aacquire_async_client(settings, credential)
         if self._async_client is not None and self._async_client_loop is loop:
             _shared_async_clients.release(loop, key)  # acquired meanwhile: keep one use, not two
             return self._async_client
@@ -270,58 +241,25 @@ class MpsHook(BaseHook):
         """Release the async client; close it if no other hook on its loop uses it."""
         client, loop, key = self._async_client, self._async_client_loop, self._async_client_key
         self._async_client = self._async_client_loop = self._async_client_key = None
-        if client is None or loop is None:
-            return
-        last = _shared_async_clients.release(loop, key)
-        if last is None:
-            return
-        if loop is asyncio.get_running_loop():
-            await last.close()
-        elif not loop.is_closed() and loop.is_running():
-            asyncio.run_coroutine_threadsafe(last.close(), loop)
+        if client is not None and loop is not None:
+            await _shared_async_clients.arelease(loop, key)
 
     # -- the one request path -----------------------------------------------------------------
 
     def _limiters(self, action: str, key: str) -> list[RateLimiter]:
         """The limiters a request of ``action`` waits at: the hook's own spacing, then the process's."""
-        limiters = []
-        if self.rate_limit is not None:
-            with self._lock:
-                own = self._own_limiters.get(action)
-                if own is None:
-                    own = RateLimiter(self.rate_limit, headroom=headroom_for(action))
-                    self._own_limiters[action] = own
-            limiters.append(own)
-        limiters.append(process_rate_limiter(key, action))
-        return limiters
+        return _mps_requests.request_limiters(self._own_limiters, self.rate_limit, action, key)
 
     def _call(self, action: str, params: Mapping[str, Any], *, timeout: float | None = None) -> Any:
         """Send one ``action`` request with the sync client and return the SDK's response."""
         client = self._client_with_timeout(timeout)
-        request = sdk_request(action, params)
-        if isinstance(client.credential, RoleKeys):
-            for secret in _mps_clients.refresh_role_keys(client.credential, action):
-                mask_secret(secret)
-        for limiter in self._limiters(action, self.rate_limit_key):
-            limiter.acquire()
-        try:
-            return getattr(client, action)(request)
-        except Exception as error:
-            raise to_mps_error(error, action) from error
+        return _mps_requests.send(client, action, params, lambda: self._limiters(action, self.rate_limit_key))
 
     async def _acall(self, action: str, params: Mapping[str, Any]) -> Any:
         """Send one ``action`` request with the async client; nothing here blocks the event loop."""
         client = await self.aget_conn()
-        request = sdk_request(action, params)
-        if isinstance(client.credential, RoleKeys):
-            for secret in await _mps_clients.arefresh_role_keys(client.credential, action):
-                await _mps_clients.amask_secret(secret)
-        for limiter in self._limiters(action, await self.arate_limit_key()):
-            await limiter.aacquire()
-        try:
-            return await getattr(client, action)(request)
-        except Exception as error:
-            raise to_mps_error(error, action) from error
+        key = await self.arate_limit_key()  # from what aget_conn read: nothing is read here
+        return await _mps_requests.asend(client, action, params, lambda: self._limiters(action, key))
 
     def retry_policy(
         self, action: str, *, deadline: float | None = None, label: str | None = None

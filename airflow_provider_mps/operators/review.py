@@ -143,25 +143,25 @@ def review_candidates(
     return candidates
 
 
-def _code(text: str) -> str:
-    """``text`` as Markdown inline code, whatever backticks it holds."""
+def _longest_backtick_run(text: str) -> int:
+    """How many backticks in a row ``text`` holds at the most."""
     longest = 0
     current = 0
     for character in text:
         current = current + 1 if character == "`" else 0
         longest = max(longest, current)
-    fence = "`" * (longest + 1)
+    return longest
+
+
+def _code(text: str) -> str:
+    """``text`` as Markdown inline code, whatever backticks it holds."""
+    fence = "`" * (_longest_backtick_run(text) + 1)
     return f"{fence} {text} {fence}"
 
 
 def _code_block(text: str) -> str:
     """``text`` as a fenced Markdown code block: a prompt is shown, never interpreted."""
-    longest = 0
-    current = 0
-    for character in text:
-        current = current + 1 if character == "`" else 0
-        longest = max(longest, current)
-    fence = "`" * max(3, longest + 1)
+    fence = "`" * max(3, _longest_backtick_run(text) + 1)
     return f"{fence}text\n{text}\n{fence}"
 
 

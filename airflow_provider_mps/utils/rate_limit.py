@@ -34,13 +34,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import enum
 import logging
 import threading
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_mps import CONFIG_SECTION, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.utils.shared_quota import SharedQuotaWindow, clear_storages, quota_storage_uri
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,15 @@ HEADROOM = 0.10
 #: retried safely, while a batch's wall time is bound by the create rate: at 2.5 % a 600-item
 #: batch stays within 1.05x of the quota's bound (``bench/RESULTS.md``), at 5 % it cannot.
 ACTION_HEADROOM: dict[str, float] = {"CreateAigcImageTask": 0.025}
+
+
+class _Step(enum.Enum):
+    """A wait a caller makes in :meth:`RateLimiter._turn`, other than sleeping a number of seconds."""
+
+    #: Another caller holds the head of the queue: wait until woken.
+    WOKEN = "woken"
+    #: At the head, with the interval passed: take a slot of the window, send back the seconds to wait.
+    SLOT = "slot"
 
 
 class _Waiter(Protocol):
@@ -214,57 +228,76 @@ class RateLimiter:
             return 0.0
         return await asyncio.to_thread(self._window.take)
 
+    def _turn(self, waiter: _Waiter) -> Generator[_Step | float, float, None]:
+        """
+        Take ``waiter`` through the queue: the steps of :meth:`acquire` and :meth:`aacquire`, not their waits.
+
+        Each ``yield`` is a wait for the caller to make: :attr:`_Step.WOKEN` until the waiter is
+        woken, a number of seconds to sleep, or :attr:`_Step.SLOT`, after which the caller sends
+        back what the window said (:meth:`_next_slot`; ``0.0`` after any other wait).  It returns
+        when the waiter goes through; closed before then (its caller failed or was cancelled while
+        waiting), it takes the waiter out of the queue.
+        """
+        if self._enter(waiter):
+            return
+        try:
+            while True:
+                delay = self._head_delay(waiter)
+                if delay is None:
+                    yield _Step.WOKEN
+                elif delay > 0:
+                    yield delay
+                else:
+                    wait = yield _Step.SLOT
+                    if wait > 0:
+                        yield wait
+                    elif self._grant(waiter):
+                        return
+        except BaseException:  # GeneratorExit included: the caller gave up
+            self._leave(waiter)
+            raise
+
     # -- public ---------------------------------------------------------------------------------
 
     def acquire(self) -> None:
         """Block the calling thread until the caller may send its request."""
         waiter = _ThreadWaiter()
-        if self._enter(waiter):
-            return
-        try:
-            while True:
-                delay = self._head_delay(waiter)
-                if delay is None:
+        with contextlib.closing(self._turn(waiter)) as turn:
+            step = next(turn, None)
+            while step is not None:
+                answer = 0.0
+                if step is _Step.WOKEN:
                     waiter.event.wait()
                     waiter.event.clear()
-                    continue
-                if delay > 0:
-                    time.sleep(delay)
-                    continue
-                wait = self._next_slot()
-                if wait > 0:
-                    time.sleep(wait)
-                    continue
-                if self._grant(waiter):
-                    return
-        except BaseException:
-            self._leave(waiter)
-            raise
+                elif step is _Step.SLOT:
+                    answer = self._next_slot()
+                else:
+                    time.sleep(step)
+                step = _resume(turn, answer)
 
     async def aacquire(self) -> None:
         """Wait, without blocking the event loop, until the caller may send its request."""
         waiter = _LoopWaiter(asyncio.get_running_loop())
-        if self._enter(waiter):
-            return
-        try:
-            while True:
-                delay = self._head_delay(waiter)
-                if delay is None:
+        with contextlib.closing(self._turn(waiter)) as turn:
+            step = next(turn, None)
+            while step is not None:
+                answer = 0.0
+                if step is _Step.WOKEN:
                     await waiter.future
                     waiter.future = waiter.loop.create_future()
-                    continue
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                    continue
-                wait = await self._anext_slot()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    continue
-                if self._grant(waiter):
-                    return
-        except BaseException:
-            self._leave(waiter)
-            raise
+                elif step is _Step.SLOT:
+                    answer = await self._anext_slot()
+                else:
+                    await asyncio.sleep(step)
+                step = _resume(turn, answer)
+
+
+def _resume(turn: Generator[_Step | float, float, None], answer: float) -> _Step | float | None:
+    """Send ``answer`` to a :meth:`RateLimiter._turn`; return its next step, or ``None`` once through."""
+    try:
+        return turn.send(answer)
+    except StopIteration:
+        return None
 
 
 def _interval(rate: float, headroom: float = HEADROOM) -> float:

@@ -55,7 +55,7 @@ class _CountingLimiter:
 @pytest.fixture
 def process_grants(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
     """``(action, rate)`` of every call the hooks let through their process's limiters."""
-    from airflow_provider_mps.hooks import mps as _mps_requests
+    from airflow_provider_mps.hooks import _mps_requests
 
     grants: list[tuple[str, float]] = []
     real = _mps_requests.process_rate_limiter
@@ -131,7 +131,7 @@ def test_every_request_path_of_the_process_waits_at_its_quota_share(mps_conn, pr
 
 
 def test_a_hooks_own_rate_limit_spaces_only_its_own_calls(mps_conn, process_grants, monkeypatch):
-    from airflow_provider_mps.hooks import mps as _mps_requests
+    from airflow_provider_mps.hooks import _mps_requests
     from airflow_provider_mps.utils.rate_limit import process_rate_limiter
 
     own_grants: list[float] = []

@@ -240,7 +240,7 @@ async def test_triggers_sharing_credentials_never_exceed_the_processs_quota_shar
 async def test_a_triggers_rate_limit_never_slows_the_other_triggers_of_the_account(mps_conn, monkeypatch):
     # Finding 6 of issue 11: a task's rate_limit lowered the limiter every trigger of the account
     # shares in the process, until the process restarted.
-    from airflow_provider_mps.hooks import mps as _mps_requests
+    from airflow_provider_mps.hooks import _mps_requests
     from airflow_provider_mps.hooks.mps import MpsHook
     from airflow_provider_mps.utils.rate_limit import RateLimiter, process_rate_limiter
 
