@@ -6,7 +6,7 @@ import datetime
 from typing import TYPE_CHECKING, Any
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor

@@ -1,15 +1,15 @@
 """
 Run a DAG against the emulator while it injects faults, and account for every MPS task it made.
 
-:func:`run_fault_case` runs the DAG with ``dag.test()`` (through ``tests.conftest.run_dag``),
+:func:`run_fault_case` runs the DAG with ``dag.test()`` (through ``tests.operators._dag_runs.run_dag``),
 captures the task logs, then reads Airflow's records (task instance states and tries, XComs,
 the exceptions each try failed with) and the emulator's (every request received, every task
 created).  From them it computes the figures of the suite's summary table:
 
 * **tasks** — MPS tasks the service created (emulator ``GET /_emulator/tasks``);
-* **paid** — the most tasks created for one prompt (each is a paid image): 1 is what the user asked
-  for, 0 where nothing was created, 2 a duplicate;
-* **duplicates** — tasks beyond one per creating Airflow task;
+* **paid** — the most billable tasks created for one prompt (a task that ended ``FAIL`` is not billed):
+  1 is what the user asked for, 0 where nothing was created, 2 a duplicate;
+* **duplicates** — billable tasks beyond one per creating Airflow task;
 * **orphan warnings** — the hook's WARNING that a failed create may have created a task whose
   TaskId is lost (the one window that cannot be closed: the response was lost after the service
   accepted the request);
@@ -25,10 +25,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
-from tests.conftest import run_dag
 from tests.operators._airflow_records import task_states, xcoms
+from tests.operators._dag_runs import run_dag
+from tests.operators._task_logs import capture_task_logs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -95,14 +94,19 @@ class FaultRun:
         return [line for line in self.logs if line.startswith("warning: ") and ORPHAN_WARNING in line]
 
     @property
+    def billable(self) -> list[dict[str, Any]]:
+        """The tasks MPS may bill: every task but those that ended ``FAIL`` (a FAIL costs nothing)."""
+        return [task for task in self.tasks if task.get("Status") != "FAIL"]
+
+    @property
     def paid(self) -> int:
-        """The most MPS tasks the service created for one prompt (0 when it created none)."""
-        return max(Counter(task["Request"].get("Prompt") for task in self.tasks).values(), default=0)
+        """The most billable MPS tasks the service created for one prompt (0 when it created none)."""
+        return max(Counter(task["Request"].get("Prompt") for task in self.billable).values(), default=0)
 
     @property
     def duplicates(self) -> int:
-        """MPS tasks beyond one per creating Airflow task."""
-        return max(0, len(self.tasks) - self.creating_tasks)
+        """Billable MPS tasks beyond one per creating Airflow task."""
+        return max(0, len(self.billable) - self.creating_tasks)
 
     @property
     def lost(self) -> int:
@@ -205,7 +209,7 @@ def run_fault_case(
     """
     import contextlib
 
-    with structlog.testing.capture_logs() as entries, (during or contextlib.nullcontext)():
+    with capture_task_logs() as entries, (during or contextlib.nullcontext)():
         run = run_dag(dag)
     handles = emulators() if callable(emulators) else [emulators]
     if settled is not None:

@@ -9,6 +9,8 @@ both sides' records: what the service received and created, what Airflow recorde
 from __future__ import annotations
 
 import re
+import threading
+from typing import Any
 
 import pytest
 
@@ -114,3 +116,55 @@ def test_request_limit_beyond_the_hook_budget_fails_the_try_and_the_airflow_retr
     assert re.fullmatch(
         rf"{CREATE} failed with RequestLimitExceeded: .+ \(RequestId: [0-9a-f-]{{36}}\)", message
     ), message
+
+
+class FailFirstTask:
+    """While the run lasts, pins the first MPS task the service creates to ``FAIL`` (MPS bills no FAIL)."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.emulator = emulator
+        self.failed: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            tasks = self.emulator.tasks()
+            if tasks:
+                self.failed = tasks[0]["TaskId"]
+                self.emulator.force_status(self.failed, "FAIL", "Simulated generation failure.")
+                return
+
+    def __enter__(self) -> FailFirstTask:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_a_task_that_ends_fail_once_is_created_anew_by_the_airflow_retry_paying_for_one(
+    airflow_home, mps_conn
+):
+    # The first task runs for seconds, long enough for the watcher to pin it FAIL; the retry's does not.
+    mps_conn.configure(wait_seconds=1.0)
+    recorder = FailureRecorder()
+    watcher = FailFirstTask(mps_conn)
+
+    run = run_fault_case(
+        "FAIL once, then DONE",
+        fault_dag("reliability_fail_once", recorder, ["sync"], retries=2),
+        mps_conn,
+        recorder=recorder,
+        creating_tasks=1,
+        during=lambda: watcher,
+    )
+
+    assert run.states == {("sync", -1): ("success", 2)}
+    assert [task["Status"] for task in run.tasks] == ["FAIL", "DONE"]
+    # Two tasks, one of them FAILed and free: one paid image, which reached the XCom.
+    assert (run.paid, run.duplicates, run.orphan_warnings, run.lost) == (1, 0, [], 0)
+    assert run.xcoms[("sync", -1, "return_value")] == run.task_ids[1] != watcher.failed
+    [(try_number, error_type, _message)] = run.failure_messages("sync")
+    assert (try_number, error_type) == (1, "MpsTaskFailedError")
