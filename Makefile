@@ -95,7 +95,9 @@ test-oldest:
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# The `bench` extra: the dbt Cloud provider that bench/parse_vs_dbt_cloud.py compares the operators with.
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run_all
 
 # Figures in bench/out/parse_cost-airflow-<version>.md (make bench covers the newest line in .venv).

@@ -57,6 +57,8 @@ def machine() -> dict[str, Any]:
         "tencentcloud-sdk-python-mps": version("tencentcloud-sdk-python-mps"),
         "tencentcloud-sdk-python-common": version("tencentcloud-sdk-python-common"),
         "provider": version("airflow-provider-tencentcloud-mps"),
+        # What bench.parse_vs_dbt_cloud compares the operators with (the `bench` extra).
+        "apache-airflow-providers-dbt-cloud": version("apache-airflow-providers-dbt-cloud"),
         "platform": platform.platform(),
     }
 

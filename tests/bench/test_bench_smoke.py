@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 import pytest
@@ -36,6 +37,9 @@ EXPECTED_RATIOS = {
         "mps_over_bash_with_serialization",
         "mps_batch_over_bash",
     ],
+    # Its rows against dbt Cloud's operator are printed only where that provider is installed:
+    # DBT_CLOUD_RATIOS below, and tests/bench/test_parse_vs_dbt_cloud.py for the run without it.
+    "parse_vs_dbt_cloud": ["warm_mps_over_bash", "fresh_mps_over_bash"],
     "call_overhead": ["hook_over_raw_sync", "hook_over_raw_async"],
     "waiting": [
         "single.latency_max_over_poll_interval_plus_1s",
@@ -46,6 +50,17 @@ EXPECTED_RATIOS = {
         "batch.describe_rate_over_quota",
     ],
 }
+#: bench.parse_vs_dbt_cloud's rows against the dbt Cloud provider (the `bench` extra, make bench).
+DBT_CLOUD_DISTRIBUTION = "apache-airflow-providers-dbt-cloud"
+DBT_CLOUD_RATIOS = [
+    "warm_mps_over_dbt_cloud",
+    "fresh_mps_over_dbt_cloud",
+    "fresh_dag_processor_mps_over_dbt_cloud",
+    "fresh_preloaded_mps_over_dbt_cloud",
+    "import_mps_over_dbt_cloud",
+    "warm_dbt_cloud_over_bash",
+    "fresh_dbt_cloud_over_bash",
+]
 #: A ratio line, whatever its value: a tiny run's figures are noise (a marginal cost can come out
 #: negative), so the smoke test checks that each line is printed, never what it says.
 RATIO_LINE = re.compile(r"^RATIO (\w+)\.([\w.]+) = \S+", re.MULTILINE)
@@ -97,3 +112,20 @@ def test_the_results_file_gets_every_ratio_and_keeps_what_was_written_by_hand(ti
         for key in keys:
             assert f"| `{key}` | **" in text
     assert "Produced by `.venv/bin/python -m bench.run_all --tiny --results " in text
+
+
+def test_parse_vs_dbt_cloud_prints_the_dbt_cloud_rows_where_the_provider_is_installed(tiny_run):
+    try:
+        metadata.version(DBT_CLOUD_DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pytest.skip(
+            f"{DBT_CLOUD_DISTRIBUTION} is not installed (pip install -e '.[bench]', as make bench does): "
+            "the benchmark skips its dbt Cloud rows, tests/bench/test_parse_vs_dbt_cloud.py checks that"
+        )
+    completed, results = tiny_run
+
+    printed = set(RATIO_LINE.findall(completed.stdout))
+    assert {("parse_vs_dbt_cloud", key) for key in DBT_CLOUD_RATIOS} <= printed
+    text = results.read_text()
+    for key in DBT_CLOUD_RATIOS:
+        assert f"| `{key}` | **" in text
