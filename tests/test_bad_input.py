@@ -41,7 +41,6 @@ from airflow_provider_mps.exceptions import MpsInvalidParameterError
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
-from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.operators._airflow_records import task_states
 from tests.operators._dag_runs import run_dag
 
@@ -774,18 +773,6 @@ def test_literal_bad_value_is_refused_when_the_dag_is_parsed(row):
 @pytest.mark.parametrize("row", [_param(row) for row in RUN_ROWS])
 def test_bad_value_at_run_time_fails_the_task_with_one_clear_message(table_run, row):
     failures = table_run.failures.get(row.id, [])
-    if row.retried and row.id.startswith(("op_", "conn_")) and not AIRFLOW_V_3_3_PLUS:
-        # Before Airflow 3.3 the create operator refuses its retry rather than risk paying twice.
-        assert table_run.states[(row.id, -1)] == ("failed", 2)
-        assert [(number, error) for number, error, _ in failures] == [
-            (1, row.error),
-            (2, "AirflowFailException"),
-        ]
-        assert _matches(row.message, failures[0][2]), failures
-        assert failures[1][2].startswith(
-            "This is try 2 of the task, and an earlier try may already have created "
-        )
-        return
     tries = RETRIES + 1 if row.retried else 1
 
     assert table_run.states[(row.id, -1)] == ("failed", tries)

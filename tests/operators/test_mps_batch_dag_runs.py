@@ -189,4 +189,4 @@ def test_before_airflow_3_3_a_retried_batch_reattaches_through_airflow_variables
     assert len(mps_conn.tasks()) == 2
     records = xcoms(run.run_id, dag.dag_id)
     assert records[("lamps", -1, "return_value")] == [by_prompt["a desk lamp"], by_prompt["a lounge chair"]]
-    assert try_record_variables() == []
+    assert try_record_variables(dag.dag_id, run.run_id) == []

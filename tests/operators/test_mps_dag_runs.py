@@ -381,19 +381,24 @@ def test_before_airflow_3_3_a_retry_reattaches_through_airflow_variables_which_g
     records = xcoms(run.run_id, dag.dag_id)
     assert records[("waits", -1, "return_value")] == by_prompt["waits"]
     assert records[("opted_in", -1, "return_value")] == by_prompt["opted in"]
-    assert try_record_variables() == []
+    assert try_record_variables(dag.dag_id, run.run_id) == []
 
 
-def try_record_variables() -> list[str]:
-    """The Variables the provider keeps for retries, as the metadata database holds them."""
+def try_record_variables(dag_id: str, run_id: str) -> list[str]:
+    """The Variables the provider still keeps for retries of this run's task instances."""
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_provider_mps.operators._try_record import VARIABLE_PREFIX
+    from airflow_provider_mps.operators._try_record import VARIABLE_PREFIX, VariableTryRecord
 
+    records = [
+        VariableTryRecord(dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index).name + "."
+        for task_id, map_index in task_states(run_id, dag_id)
+    ]
     with create_session() as session:
-        return list(session.scalars(select(Variable.key).where(Variable.key.like(f"{VARIABLE_PREFIX}.%"))))
+        keys = session.scalars(select(Variable.key).where(Variable.key.like(f"{VARIABLE_PREFIX}.%")))
+        return [key for key in keys if key.startswith(tuple(records))]
 
 
 def stored_task_state(run_id: str, dag_id: str) -> dict[tuple[str, int, str], Any]:

@@ -63,7 +63,7 @@ def test_a_quota_refusal_beyond_the_hooks_retries_is_retried_by_airflow_and_pays
     assert task_states(run.run_id, dag.dag_id) == {("make", -1): ("success", 2)}
     assert len(mps_conn.tasks()) == 1
     assert xcoms(run.run_id, dag.dag_id)[("make", -1, "return_value")] == mps_conn.tasks()[0]["TaskId"]
-    assert try_record_variables() == []
+    assert try_record_variables(dag.dag_id, run.run_id) == []
 
 
 def test_a_describe_outage_longer_than_one_try_reattaches_and_pays_once(airflow_home, mps_conn):
@@ -80,7 +80,7 @@ def test_a_describe_outage_longer_than_one_try_reattaches_and_pays_once(airflow_
     assert task_states(run.run_id, dag.dag_id) == {("make", -1): ("success", 2)}
     assert len(mps_conn.tasks()) == 1
     assert xcoms(run.run_id, dag.dag_id)[("make", -1, "return_value")] == mps_conn.tasks()[0]["TaskId"]
-    assert try_record_variables() == []
+    assert try_record_variables(dag.dag_id, run.run_id) == []
 
 
 def test_a_task_that_ends_fail_is_created_anew_by_the_retry_which_pays_once(airflow_home, mps_conn):
@@ -95,4 +95,4 @@ def test_a_task_that_ends_fail_is_created_anew_by_the_retry_which_pays_once(airf
     assert [task["TaskId"] for task in paid(mps_conn)] == [
         xcoms(run.run_id, dag.dag_id)[("make", -1, "return_value")]
     ]
-    assert try_record_variables() == []
+    assert try_record_variables(dag.dag_id, run.run_id) == []
