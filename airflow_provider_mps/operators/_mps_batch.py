@@ -171,6 +171,19 @@ def validate_literal_batch(requests: object, shared_fields: object, *, strict: b
 # -- failures ---------------------------------------------------------------------------------
 
 
+def check_max_failed_items(value: object) -> None:
+    """
+    Refuse a ``max_failed_items`` that is not a whole number of at least 0, or ``None``.
+
+    :param value: the batch operator's argument.
+    :raises MpsInvalidParameterError: naming ``max_failed_items``.
+    """
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise MpsInvalidParameterError(
+            "max_failed_items", "must be a whole number, 0 or more, or None for no limit.", value
+        )
+
+
 def item_failure(
     index: int,
     *,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
-from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
+from airflow_provider_mps.exceptions import MpsError
 from airflow_provider_mps.operators._spend import check_cap
 from airflow_provider_mps.operators._try_record import durable_kwargs, set_durable
 from airflow_provider_mps.validation import check_wait
@@ -146,21 +146,12 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     ) -> None:
         super().__init__(**durable_kwargs(durable, kwargs))
         set_durable(self, durable)
-        from airflow_provider_mps.operators._mps_batch import validate_literal_batch
+        from airflow_provider_mps.operators._mps_batch import check_max_failed_items, validate_literal_batch
 
         validate_literal_batch(requests, shared_fields, strict=strict_validation)
         check_cap([], max_images, batch=True)  # the cap itself: a whole number of at least 1, or None
         check_wait(poll_interval, timeout, rate_limit)
-        if max_failed_items is not None and (
-            isinstance(max_failed_items, bool)
-            or not isinstance(max_failed_items, int)
-            or max_failed_items < 0
-        ):
-            raise MpsInvalidParameterError(
-                "max_failed_items",
-                "must be a whole number, 0 or more, or None for no limit.",
-                max_failed_items,
-            )
+        check_max_failed_items(max_failed_items)
         self.requests = requests
         self.shared_fields = shared_fields
         self.mps_conn_id = mps_conn_id
