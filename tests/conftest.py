@@ -13,8 +13,12 @@ import sys
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = REPO_ROOT / "dags_examples"
@@ -35,6 +39,20 @@ if int(version("apache-airflow").split(".")[0]) < 3:
     os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "SequentialExecutor")
 
 
+@pytest.fixture
+def fresh_rate_limiters() -> Iterator[None]:
+    """
+    The process's rate limiters start and end the test empty (they are shared by every hook).
+
+    Modules whose tests all need it say ``pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")``.
+    """
+    from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
+
+    clear_rate_limiters()
+    yield
+    clear_rate_limiters()
+
+
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     """The migrated Airflow home of this test session (migrated once, reused by every test)."""
@@ -48,6 +66,22 @@ def airflow_home() -> Path:
         )
         marker.touch()
     return _AIRFLOW_HOME
+
+
+def fresh_interpreter_json(script: str, *args: str) -> Any:
+    """Run ``script`` with ``args`` in a fresh interpreter, warnings off; return its last line's JSON."""
+    import json
+
+    process = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    return json.loads(process.stdout.strip().splitlines()[-1])
 
 
 def run_dag(dag, **test_kwargs):

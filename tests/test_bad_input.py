@@ -61,6 +61,8 @@ def _sensor_argument_error() -> str:
 
 SENSOR_ARGUMENT_ERROR = _sensor_argument_error()
 RETRIES = 2
+BAD = "MpsInvalidParameterError"
+CREDS = "MpsConnectionConfigError"
 PARAMS = {
     "blank": "",
     "spaces": "   ",
@@ -80,6 +82,9 @@ ENDPOINT_RULE = (
     "must be a full http:// or https:// URL with a host and no path, query or credentials, such as "
     "https://mps.tencentcloudapi.com or http://127.0.0.1:9100 for the local emulator."
 )
+PROMPT_RULE = "a prompt or at least one reference image (image_infos) is required."
+SECONDS_RULE = "must be a number of seconds greater than 0."
+BLANK_TASK_ID_RULE = "must be a non-empty MPS TaskId, not blank."
 REGION_RULE = (
     "must be a Tencent Cloud region name in lower case, such as ap-guangzhou, na-siliconvalley or "
     "ap-shanghai-fsi."
@@ -157,6 +162,49 @@ def transfer(row_id: str, **kwargs: Any) -> Callable[[Upstream], Any]:
     return make
 
 
+def operator_row(row_id: str, at: str, message: str, **kwargs: Any) -> BadInput:
+    """A row giving the create operator ``row_id`` the bad ``kwargs`` (see :func:`op`)."""
+    return BadInput(row_id, "operator", at, op(row_id, **kwargs), BAD, message)
+
+
+def sensor_row(row_id: str, at: str, message: str, *, error: str = BAD, **kwargs: Any) -> BadInput:
+    """A row giving the sensor ``row_id`` the bad ``kwargs`` (see :func:`sensor`)."""
+    return BadInput(row_id, "sensor", at, sensor(row_id, **kwargs), error, message)
+
+
+def transfer_row(row_id: str, at: str, message: str, **kwargs: Any) -> BadInput:
+    """A row giving the transfer ``row_id`` the bad ``kwargs`` (see :func:`transfer`)."""
+    return BadInput(row_id, "transfer", at, transfer(row_id, **kwargs), BAD, message)
+
+
+def connection_row(
+    row_id: str,
+    task_: Callable[..., Callable[[Upstream], Any]],
+    message: str,
+    connection: dict[str, Any],
+    *,
+    error: str = BAD,
+    **kwargs: Any,
+) -> BadInput:
+    """A run-time row: the ``task_`` (op, sensor or transfer) ``row_id`` uses the row's own bad connection."""
+    make = task_(row_id, mps_conn_id=f"bad_{row_id}", **kwargs)
+    return BadInput(row_id, "connection", "run", make, error, message, connection=connection)
+
+
+def extra_row(
+    row_id: str,
+    task_: Callable[..., Callable[[Upstream], Any]],
+    extra: str,
+    value: Any,
+    shown: str,
+    rule: str,
+    **kwargs: Any,
+) -> BadInput:
+    """A :func:`connection_row` whose extra ``extra`` holds ``value`` (``shown`` in the message)."""
+    message = conn_message(row_id, extra, shown, rule)
+    return connection_row(row_id, task_, message, {"extra": {extra: value}}, **kwargs)
+
+
 def invalid(field_: str, shown: str, rule: str) -> str:
     return f"Invalid {field_} {shown}: {rule}"
 
@@ -167,354 +215,273 @@ def conn_message(row_id: str, extra: str, shown: str, rule: str) -> str:
 
 LONG_ASCII_SHOWN = "'" + "x" * 76 + "..."
 LONG_CJK_SHOWN = "'" + "画" * 76 + "..."
-BAD = "MpsInvalidParameterError"
-CREDS = "MpsConnectionConfigError"
 
 BAD_INPUTS: list[BadInput] = [
     # -- operator: values from templates and XComs, refused when the task runs ---------------
-    BadInput(
+    operator_row(
         "op_empty_prompt_and_no_images",
-        "operator",
         "run",
-        op("op_empty_prompt_and_no_images", prompt="{{ params.blank }}"),
-        BAD,
-        invalid("prompt", "None", "a prompt or at least one reference image (image_infos) is required."),
+        invalid("prompt", "None", PROMPT_RULE),
+        prompt="{{ params.blank }}",
     ),
-    BadInput(
+    operator_row(
         "op_prompt_of_spaces",
-        "operator",
         "run",
-        op("op_prompt_of_spaces", prompt="{{ params.spaces }}"),
-        BAD,
-        invalid("prompt", "None", "a prompt or at least one reference image (image_infos) is required."),
+        invalid("prompt", "None", PROMPT_RULE),
+        prompt="{{ params.spaces }}",
     ),
-    BadInput(
+    operator_row(
         "op_prompt_over_1000_characters",
-        "operator",
         "run",
-        op("op_prompt_over_1000_characters", prompt="{{ params.long_ascii }}"),
-        BAD,
         invalid("prompt", LONG_ASCII_SHOWN, "must be at most 1000 characters long, got 1001."),
+        prompt="{{ params.long_ascii }}",
     ),
-    BadInput(
+    operator_row(
         "op_multibyte_prompt_over_1000_characters",
-        "operator",
         "run",
-        op("op_multibyte_prompt_over_1000_characters", prompt="{{ params.long_cjk }}"),
-        BAD,
         invalid("prompt", LONG_CJK_SHOWN, "must be at most 1000 characters long, got 1001."),
+        prompt="{{ params.long_cjk }}",
     ),
-    BadInput(
+    operator_row(
         "op_prompt_is_a_dict_from_xcom",
-        "operator",
         "run",
-        op("op_prompt_is_a_dict_from_xcom", prompt=lambda up: up.a_dict),
-        BAD,
         invalid("prompt", "{'not': 'a string'}", "must be a string, got dict."),
+        prompt=lambda up: up.a_dict,
     ),
-    BadInput(
+    operator_row(
         "op_too_many_images_for_the_model",
-        "operator",
         "run",
-        op(
-            "op_too_many_images_for_the_model",
-            model_name="GEM",
-            image_infos="{{ params.four_urls | tojson }}",
-        ),
-        BAD,
         invalid(
             "image_infos",
             "['https://example.com/0.png', 'https://example.com/1.png', 'https://example.c...",
             "may hold at most 3 reference images for GEM, got 4.",
         ),
+        model_name="GEM",
+        image_infos="{{ params.four_urls | tojson }}",
     ),
-    BadInput(
+    operator_row(
         "op_non_http_image_url",
-        "operator",
         "run",
-        op("op_non_http_image_url", image_infos="{{ params.ftp_url }}"),
-        BAD,
         invalid(
             "image_infos[0]",
             "'ftp://example.com/reference.png'",
             "must be an http(s) URL of a reference image.",
         ),
+        image_infos="{{ params.ftp_url }}",
     ),
-    BadInput(
+    operator_row(
         "op_unsupported_image_format",
-        "operator",
         "run",
-        op("op_unsupported_image_format", image_infos="{{ params.gif_url }}"),
-        BAD,
         invalid(
             "image_infos[0]",
             "'https://example.com/reference.gif'",
             "must name a jpeg, png or webp image; the URL names a .gif file.",
         ),
+        image_infos="{{ params.gif_url }}",
     ),
-    BadInput(
+    operator_row(
         "op_additional_parameters_not_json",
-        "operator",
         "run",
-        op("op_additional_parameters_not_json", additional_parameters="{{ params.broken_json }}"),
-        BAD,
         invalid(
             "additional_parameters",
             "'{\"size\": '",
             "must be a JSON object (dict) or a JSON string of one, got text that is not JSON.",
         ),
+        additional_parameters="{{ params.broken_json }}",
     ),
-    BadInput(
+    operator_row(
         "op_additional_parameters_json_array",
-        "operator",
         "run",
-        op("op_additional_parameters_json_array", additional_parameters="{{ params.json_array }}"),
-        BAD,
         invalid("additional_parameters", "[1, 2]", "must be a JSON object (dict), got list."),
+        additional_parameters="{{ params.json_array }}",
     ),
-    BadInput(
+    operator_row(
         "op_zero_images_from_template",
-        "operator",
         "run",
-        op("op_zero_images_from_template", output_image_count="{{ params.zero }}"),
-        BAD,
         invalid("output_image_count", "'0'", "must be a positive integer."),
+        output_image_count="{{ params.zero }}",
     ),
-    BadInput(
+    operator_row(
         "op_enhance_prompt_not_a_boolean",
-        "operator",
         "run",
-        op("op_enhance_prompt_not_a_boolean", enhance_prompt="{{ params.maybe }}"),
-        BAD,
         invalid("enhance_prompt", "'maybe'", "must be a boolean (true or false)."),
+        enhance_prompt="{{ params.maybe }}",
     ),
-    BadInput(
+    operator_row(
         "op_resolution_the_model_lacks",
-        "operator",
         "run",
-        op(
-            "op_resolution_the_model_lacks",
-            model_name="GEM",
-            extra_parameters="{{ params.resolution_8k | tojson }}",
-            strict_validation=True,
-        ),
-        BAD,
         invalid("extra_parameters.Resolution", "'8K'", "must be one of 720P, 1080P, 2K, 4K for GEM."),
+        model_name="GEM",
+        extra_parameters="{{ params.resolution_8k | tojson }}",
+        strict_validation=True,
     ),
-    BadInput(
+    operator_row(
         "op_region_override_not_a_region",
-        "operator",
         "run",
-        op("op_region_override_not_a_region", region="{{ params.bad_region }}"),
-        BAD,
         invalid("region", "'AP_GUANGZHOU'", REGION_RULE),
+        region="{{ params.bad_region }}",
     ),
     # -- operator: literal values, refused when the DAG file is parsed -------------------------
-    BadInput(
+    operator_row(
         "op_rate_limit_zero",
-        "operator",
         "parse",
-        op("op_rate_limit_zero", rate_limit=0),
-        BAD,
         invalid("rate_limit", "0", "must be a number of requests per second greater than 0."),
+        rate_limit=0,
     ),
-    BadInput(
+    operator_row(
         "op_poll_interval_zero",
-        "operator",
         "parse",
-        op("op_poll_interval_zero", poll_interval=0),
-        BAD,
-        invalid("poll_interval", "0", "must be a number of seconds greater than 0."),
+        invalid("poll_interval", "0", SECONDS_RULE),
+        poll_interval=0,
     ),
-    BadInput(
+    operator_row(
         "op_poll_interval_negative",
-        "operator",
         "parse",
-        op("op_poll_interval_negative", poll_interval=-5),
-        BAD,
-        invalid("poll_interval", "-5", "must be a number of seconds greater than 0."),
+        invalid("poll_interval", "-5", SECONDS_RULE),
+        poll_interval=-5,
     ),
-    BadInput(
+    operator_row(
         "op_timeout_zero",
-        "operator",
         "parse",
-        op("op_timeout_zero", timeout=0),
-        BAD,
-        invalid("timeout", "0", "must be a number of seconds greater than 0."),
+        invalid("timeout", "0", SECONDS_RULE),
+        timeout=0,
     ),
-    BadInput(
+    operator_row(
         "op_timeout_negative",
-        "operator",
         "parse",
-        op("op_timeout_negative", timeout=-1.5),
-        BAD,
-        invalid("timeout", "-1.5", "must be a number of seconds greater than 0."),
+        invalid("timeout", "-1.5", SECONDS_RULE),
+        timeout=-1.5,
     ),
-    BadInput(
+    operator_row(
         "op_literal_blank_prompt",
-        "operator",
         "parse",
-        op("op_literal_blank_prompt", prompt="  "),
-        BAD,
-        invalid("prompt", "None", "a prompt or at least one reference image (image_infos) is required."),
+        invalid("prompt", "None", PROMPT_RULE),
+        prompt="  ",
     ),
-    BadInput(
+    operator_row(
         "op_cos_bucket_without_region",
-        "operator",
         "parse",
-        op("op_cos_bucket_without_region", store_cos_param={"CosBucketName": "images-1250000000"}),
-        BAD,
         invalid(
             "store_cos_param",
             "{'CosBucketName': 'images-1250000000'}",
             "needs CosBucketName and CosBucketRegion together; CosBucketRegion is missing.",
         ),
+        store_cos_param={"CosBucketName": "images-1250000000"},
     ),
-    BadInput(
+    operator_row(
         "op_logo_add_not_0_or_1",
-        "operator",
         "parse",
-        op("op_logo_add_not_0_or_1", extra_parameters={"LogoAdd": 2}),
-        BAD,
         invalid("extra_parameters.LogoAdd", "2", "must be 0 (no watermark) or 1 (add the watermark)."),
+        extra_parameters={"LogoAdd": 2},
     ),
-    BadInput(
+    operator_row(
         "op_unknown_extra_parameter",
-        "operator",
         "parse",
-        op("op_unknown_extra_parameter", extra_parameters={"Size": "1K"}),
-        BAD,
         invalid(
             "extra_parameters",
             "{'Size': '1K'}",
             "has the unknown key 'Size'; the known keys are AspectRatio, Resolution, LogoAdd, OutputFormat.",
         ),
+        extra_parameters={"Size": "1K"},
     ),
-    BadInput(
+    operator_row(
         "op_size_out_of_range_for_the_model",
-        "operator",
         "parse",
-        op(
-            "op_size_out_of_range_for_the_model",
-            model_name="Hunyuan",
-            model_version="3.0",
-            additional_parameters={"size": "4096x4096"},
-        ),
-        BAD,
         invalid(
             "additional_parameters.size",
             "'4096x4096'",
             "must have width and height between 512 and 2048 pixels for Hunyuan 3.0.",
         ),
+        model_name="Hunyuan",
+        model_version="3.0",
+        additional_parameters={"size": "4096x4096"},
     ),
-    BadInput(
+    operator_row(
         "op_aspect_ratio_the_model_lacks",
-        "operator",
         "parse",
-        op(
-            "op_aspect_ratio_the_model_lacks",
-            model_name="Kling",
-            extra_parameters={"AspectRatio": "5:4"},
-            strict_validation=True,
-        ),
-        BAD,
         invalid(
             "extra_parameters.AspectRatio",
             "'5:4'",
             "must be one of 16:9, 9:16, 1:1, 4:3, 3:4, 3:2, 2:3, 21:9 for Kling.",
         ),
+        model_name="Kling",
+        extra_parameters={"AspectRatio": "5:4"},
+        strict_validation=True,
     ),
-    BadInput(
+    operator_row(
         "op_image_info_without_url",
-        "operator",
         "parse",
-        op("op_image_info_without_url", image_infos=[{"ReferenceType": "style"}]),
-        BAD,
         invalid("image_infos[0]", "{'ReferenceType': 'style'}", "needs an ImageUrl."),
+        image_infos=[{"ReferenceType": "style"}],
     ),
     # -- sensor ---------------------------------------------------------------------------------
-    BadInput(
+    sensor_row(
         "sensor_task_id_rendered_none",
-        "sensor",
         "run",
-        sensor("sensor_task_id_rendered_none", mps_task_id="{{ ti.xcom_pull(task_ids='returns_nothing') }}"),
-        BAD,
         invalid(
             "mps_task_id", "'None'", "rendered to 'None'; the XCom or value it was templated from is missing."
         ),
+        mps_task_id="{{ ti.xcom_pull(task_ids='returns_nothing') }}",
     ),
-    BadInput(
+    sensor_row(
         "sensor_blank_task_id",
-        "sensor",
         "run",
-        sensor("sensor_blank_task_id", mps_task_id="{{ params.spaces }}"),
-        BAD,
-        invalid("mps_task_id", "'   '", "must be a non-empty MPS TaskId, not blank."),
+        invalid("mps_task_id", "'   '", BLANK_TASK_ID_RULE),
+        mps_task_id="{{ params.spaces }}",
     ),
-    BadInput(
+    sensor_row(
         "sensor_deferrable_empty_task_id",
-        "sensor",
         "run",
-        sensor("sensor_deferrable_empty_task_id", mps_task_id="{{ params.blank }}", deferrable=True),
-        BAD,
-        invalid("mps_task_id", "''", "must be a non-empty MPS TaskId, not blank."),
+        invalid("mps_task_id", "''", BLANK_TASK_ID_RULE),
+        mps_task_id="{{ params.blank }}",
+        deferrable=True,
     ),
-    BadInput(
+    sensor_row(
         "sensor_task_id_is_a_dict",
-        "sensor",
         "run",
-        sensor("sensor_task_id_is_a_dict", mps_task_id=lambda up: up.a_dict),
-        BAD,
         invalid("mps_task_id", "{'not': 'a string'}", "must be an MPS TaskId string, not a dict."),
+        mps_task_id=lambda up: up.a_dict,
     ),
-    BadInput(
+    sensor_row(
         "sensor_negative_poke_interval",
-        "sensor",
         "parse",
-        sensor("sensor_negative_poke_interval", mps_task_id="t", poke_interval=-1),
-        SENSOR_ARGUMENT_ERROR,
         "Operator arg `poke_interval` must be timedelta object or a non-negative number",
+        error=SENSOR_ARGUMENT_ERROR,
+        mps_task_id="t",
+        poke_interval=-1,
     ),
-    BadInput(
+    sensor_row(
         "sensor_negative_timeout",
-        "sensor",
         "parse",
-        sensor("sensor_negative_timeout", mps_task_id="t", timeout=-1),
-        SENSOR_ARGUMENT_ERROR,
         "Operator arg `timeout` must be timedelta object or a non-negative number",
+        error=SENSOR_ARGUMENT_ERROR,
+        mps_task_id="t",
+        timeout=-1,
     ),
     # -- transfer -------------------------------------------------------------------------------
-    BadInput(
+    transfer_row(
         "transfer_blank_task_id",
-        "transfer",
         "run",
-        transfer("transfer_blank_task_id", mps_task_id="{{ params.blank }}"),
-        BAD,
-        invalid("mps_task_id", "''", "must be a non-empty MPS TaskId, not blank."),
+        invalid("mps_task_id", "''", BLANK_TASK_ID_RULE),
+        mps_task_id="{{ params.blank }}",
     ),
-    BadInput(
+    transfer_row(
         "transfer_empty_destination",
-        "transfer",
         "run",
-        transfer("transfer_empty_destination", destination="{{ params.blank }}"),
-        BAD,
         invalid("destination", "''", "must be an object storage URL such as s3://bucket/path."),
+        destination="{{ params.blank }}",
     ),
-    BadInput(
+    transfer_row(
         "transfer_zero_poll_interval",
-        "transfer",
         "parse",
-        transfer("transfer_zero_poll_interval", poll_interval=0),
-        BAD,
-        invalid("poll_interval", "0", "must be a number of seconds greater than 0."),
+        invalid("poll_interval", "0", SECONDS_RULE),
+        poll_interval=0,
     ),
-    BadInput(
+    transfer_row(
         "transfer_negative_timeout",
-        "transfer",
         "parse",
-        transfer("transfer_negative_timeout", timeout=-1),
-        BAD,
-        invalid("timeout", "-1", "must be a number of seconds greater than 0."),
+        invalid("timeout", "-1", SECONDS_RULE),
+        timeout=-1,
     ),
     # -- connection -----------------------------------------------------------------------------
     BadInput(
@@ -526,125 +493,82 @@ BAD_INPUTS: list[BadInput] = [
         "The conn_id `mps_no_such_connection` isn't defined",
         retried=True,
     ),
-    BadInput(
+    extra_row(
         "conn_endpoint_without_scheme",
-        "connection",
-        "run",
-        op("conn_endpoint_without_scheme", mps_conn_id="bad_conn_endpoint_without_scheme"),
-        BAD,
-        conn_message("conn_endpoint_without_scheme", "endpoint", "'mps.tencentcloudapi.com'", ENDPOINT_RULE),
-        connection={"extra": {"endpoint": "mps.tencentcloudapi.com"}},
+        op,
+        "endpoint",
+        "mps.tencentcloudapi.com",
+        "'mps.tencentcloudapi.com'",
+        ENDPOINT_RULE,
     ),
-    BadInput(
+    extra_row(
         "conn_endpoint_with_a_path",
-        "connection",
-        "run",
-        sensor("conn_endpoint_with_a_path", mps_task_id="t", mps_conn_id="bad_conn_endpoint_with_a_path"),
-        BAD,
-        conn_message("conn_endpoint_with_a_path", "endpoint", "'http://127.0.0.1:9100/v3'", ENDPOINT_RULE),
-        connection={"extra": {"endpoint": "http://127.0.0.1:9100/v3"}},
+        sensor,
+        "endpoint",
+        "http://127.0.0.1:9100/v3",
+        "'http://127.0.0.1:9100/v3'",
+        ENDPOINT_RULE,
+        mps_task_id="t",
     ),
-    BadInput(
+    extra_row(
         "conn_endpoint_port_out_of_range",
-        "connection",
-        "run",
-        transfer("conn_endpoint_port_out_of_range", mps_conn_id="bad_conn_endpoint_port_out_of_range"),
-        BAD,
-        conn_message(
-            "conn_endpoint_port_out_of_range", "endpoint", "'http://127.0.0.1:99999'", ENDPOINT_RULE
-        ),
-        connection={"extra": {"endpoint": "http://127.0.0.1:99999"}},
+        transfer,
+        "endpoint",
+        "http://127.0.0.1:99999",
+        "'http://127.0.0.1:99999'",
+        ENDPOINT_RULE,
     ),
-    BadInput(
-        "conn_region_not_a_region",
-        "connection",
-        "run",
-        op("conn_region_not_a_region", mps_conn_id="bad_conn_region_not_a_region"),
-        BAD,
-        conn_message("conn_region_not_a_region", "region", "'Guangzhou'", REGION_RULE),
-        connection={"extra": {"region": "Guangzhou"}},
-    ),
-    BadInput(
+    extra_row("conn_region_not_a_region", op, "region", "Guangzhou", "'Guangzhou'", REGION_RULE),
+    extra_row(
         "conn_request_timeout_zero",
-        "connection",
-        "run",
-        op("conn_request_timeout_zero", mps_conn_id="bad_conn_request_timeout_zero"),
-        BAD,
-        conn_message(
-            "conn_request_timeout_zero",
-            "request_timeout",
-            "0",
-            "must be a number of seconds greater than 0, such as 60.",
-        ),
-        connection={"extra": {"request_timeout": 0}},
+        op,
+        "request_timeout",
+        0,
+        "0",
+        "must be a number of seconds greater than 0, such as 60.",
     ),
-    BadInput(
-        "conn_unknown_language",
-        "connection",
-        "run",
-        op("conn_unknown_language", mps_conn_id="bad_conn_unknown_language"),
-        BAD,
-        conn_message("conn_unknown_language", "language", "'fr-FR'", "must be en-US or zh-CN."),
-        connection={"extra": {"language": "fr-FR"}},
-    ),
-    BadInput(
+    extra_row("conn_unknown_language", op, "language", "fr-FR", "'fr-FR'", "must be en-US or zh-CN."),
+    extra_row(
         "conn_proxy_without_scheme",
-        "connection",
-        "run",
-        op("conn_proxy_without_scheme", mps_conn_id="bad_conn_proxy_without_scheme"),
-        BAD,
-        conn_message(
-            "conn_proxy_without_scheme",
-            "proxy",
-            "'<redacted>'",
-            "must be a proxy URL with a scheme and a host, such as http://proxy.example.com:3128.",
-        ),
-        connection={"extra": {"proxy": "user:pa55@proxy.example.com"}},
+        op,
+        "proxy",
+        "user:pa55@proxy.example.com",
+        "'<redacted>'",
+        "must be a proxy URL with a scheme and a host, such as http://proxy.example.com:3128.",
     ),
-    BadInput(
+    connection_row(
         "conn_secret_id_without_secret_key",
-        "connection",
-        "run",
-        op("conn_secret_id_without_secret_key", mps_conn_id="bad_conn_secret_id_without_secret_key"),
-        CREDS,
+        op,
         "Connection 'bad_conn_secret_id_without_secret_key' has a SecretId (login) but no SecretKey "
         "(password); set both, or neither to use the Tencent Cloud credential chain.",
-        connection={"password": None},
+        {"password": None},
+        error=CREDS,
     ),
-    BadInput(
+    connection_row(
         "conn_secret_key_without_secret_id",
-        "connection",
-        "run",
-        sensor(
-            "conn_secret_key_without_secret_id",
-            mps_task_id="t",
-            mps_conn_id="bad_conn_secret_key_without_secret_id",
-        ),
-        CREDS,
+        sensor,
         "Connection 'bad_conn_secret_key_without_secret_id' has a SecretKey (password) but no SecretId "
         "(login); set both, or neither to use the Tencent Cloud credential chain.",
-        connection={"login": None},
+        {"login": None},
+        error=CREDS,
+        mps_task_id="t",
     ),
-    BadInput(
+    connection_row(
         "conn_token_without_keys",
-        "connection",
-        "run",
-        op("conn_token_without_keys", mps_conn_id="bad_conn_token_without_keys"),
-        CREDS,
+        op,
         "Connection 'bad_conn_token_without_keys' has a token extra but no SecretId (login) and SecretKey "
         "(password); a token is only valid together with the temporary SecretId and SecretKey it was "
         "issued with.",
-        connection={"login": None, "password": None, "extra": {"token": "temporary-token"}},
+        {"login": None, "password": None, "extra": {"token": "temporary-token"}},
+        error=CREDS,
     ),
-    BadInput(
+    connection_row(
         "conn_secret_key_with_a_line_break",
-        "connection",
-        "run",
-        transfer("conn_secret_key_with_a_line_break", mps_conn_id="bad_conn_secret_key_with_a_line_break"),
-        CREDS,
+        transfer,
         "The SecretKey (password) of connection 'bad_conn_secret_key_with_a_line_break' contains "
         "whitespace; paste it again without spaces or line breaks.",
-        connection={"password": "pasted-key\n"},
+        {"password": "pasted-key\n"},
+        error=CREDS,
     ),
 ]
 RUN_ROWS = [row for row in BAD_INPUTS if row.at == "run"]

@@ -16,6 +16,7 @@ import pytest
 from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND, __version__
 from airflow_provider_mps.get_provider_info import get_provider_info
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
+from tests.conftest import fresh_interpreter_json
 
 PACKAGE = "airflow-provider-tencentcloud-mps"
 AIRFLOW_DIR = Path(airflow.__file__).parent
@@ -82,16 +83,7 @@ print(json.dumps({
 
 
 def test_the_entry_point_loads_first_in_a_fresh_interpreter_without_importing_airflow():
-    result = subprocess.run(
-        [sys.executable, "-c", ENTRY_POINT_FIRST],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == {
+    assert fresh_interpreter_json(ENTRY_POINT_FIRST) == {
         "entry_point": "airflow_provider_mps.get_provider_info:get_provider_info",
         "keys": [
             "config",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -295,36 +296,40 @@ UNDOCUMENTED_VALUES = [
 ]
 
 
+def refusal(fields: dict[str, Any], **kwargs: Any) -> MpsInvalidParameterError:
+    """The error ``build_aigc_image_request(fields, **kwargs)`` refuses the request with."""
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        build_aigc_image_request(fields, **kwargs)
+    return raised.value
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [pytest.param(fields, message, id=case) for case, fields, message in INVALID_REQUESTS],
 )
 def test_invalid_request_is_refused_with_one_message_naming_field_value_and_rule(fields, message):
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_aigc_image_request(fields)
+    refused = refusal(fields)
 
-    assert str(raised.value) == message
+    assert str(refused) == message
 
 
 def test_error_names_the_field_and_rule_as_attributes_and_fails_without_retry():
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_aigc_image_request({"prompt": "a cat", "output_image_count": -1})
+    refused = refusal({"prompt": "a cat", "output_image_count": -1})
 
-    assert (raised.value.field, raised.value.rule, raised.value.value) == (
+    assert (refused.field, refused.rule, refused.value) == (
         "output_image_count",
         "must be a positive integer.",
         -1,
     )
-    assert isinstance(raised.value, AirflowFailException)
+    assert isinstance(refused, AirflowFailException)
 
 
 def test_where_prefixes_field_names_for_batch_items():
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_aigc_image_request({"prompt": "x" * 1001}, where="requests[3].")
+    refused = refusal({"prompt": "x" * 1001}, where="requests[3].")
 
-    assert raised.value.field == "requests[3].prompt"
+    assert refused.field == "requests[3].prompt"
 
 
 def test_full_request_is_normalised_to_the_hooks_keyword_arguments():
@@ -456,10 +461,9 @@ def test_reference_image_limit_of_each_known_model_is_accepted_up_to_the_limit(
     [pytest.param(fields, message, id=case) for case, fields, message in UNDOCUMENTED_VALUES],
 )
 def test_strict_checks_refuse_a_value_outside_todays_enumerations(fields, message):
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_aigc_image_request(fields, strict=True)
+    refused = refusal(fields, strict=True)
 
-    assert str(raised.value) == message
+    assert str(refused) == message
 
 
 @pytest.mark.parametrize(
@@ -502,10 +506,9 @@ def test_unknown_model_passes_through_with_a_warning(caplog):
 
 
 def test_strict_checks_refuse_an_unknown_model():
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_aigc_image_request({"prompt": "a cat", "model_name": "Seedream"}, strict=True)
+    refused = refusal({"prompt": "a cat", "model_name": "Seedream"}, strict=True)
 
-    assert str(raised.value) == (
+    assert str(refused) == (
         "Invalid model_name 'Seedream': must be a model this provider knows (Hunyuan, GEM, Jimeng, Qwen, "
         "Vidu, Kling, wand-vega-image)."
     )
@@ -526,24 +529,22 @@ def test_unknown_version_of_a_known_model_passes_through_without_an_image_limit(
 
 
 def test_strict_checks_refuse_an_unknown_version_of_a_known_model():
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_aigc_image_request(
-            {"prompt": "a cat", "model_name": "GEM", "model_version": "4.0"},
-            where="requests[2].",
-            strict=True,
-        )
+    refused = refusal(
+        {"prompt": "a cat", "model_name": "GEM", "model_version": "4.0"},
+        where="requests[2].",
+        strict=True,
+    )
 
-    assert str(raised.value) == (
+    assert str(refused) == (
         "Invalid requests[2].model_version '4.0': must be a version of GEM this provider knows (2.5, 3.0); "
         "no reference-image limit is checked for it."
     )
 
 
 def test_hard_rules_stay_errors_for_an_unknown_version_of_a_known_model():
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_aigc_image_request({"prompt": "x" * 1001, "model_name": "GEM", "model_version": "4.0"})
+    refused = refusal({"prompt": "x" * 1001, "model_name": "GEM", "model_version": "4.0"})
 
-    assert raised.value.field == "prompt"
+    assert refused.field == "prompt"
 
 
 def test_unknown_scene_type_passes_through_with_a_warning(caplog):

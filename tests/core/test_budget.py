@@ -32,7 +32,7 @@ from airflow_provider_mps.get_provider_info import get_provider_info
 from airflow_provider_mps.hooks._mps_connection import KNOWN_EXTRAS, settings_from_connection, unknown_extras
 from airflow_provider_mps.utils.shared_quota import clear_storages
 from tests.conftest import REPO_ROOT
-from tests.utils.redis_server import MISSING_REASON, RedisServer, redis_server_binary
+from tests.utils.redis_server import module_redis_server
 
 BUDGET_ENV = "AIRFLOW__TENCENTCLOUD_MPS__IMAGE_BUDGET"
 PASSWORD = "budget-redis-pass"
@@ -48,10 +48,7 @@ def budget(rate: str) -> ImageBudget:
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
     """A password-protected redis-server on a free loopback port for this module."""
-    if redis_server_binary() is None:
-        pytest.skip(MISSING_REASON)
-    with RedisServer(workdir=tmp_path_factory.mktemp("redis"), password=PASSWORD) as server:
-        yield server
+    yield from module_redis_server(tmp_path_factory, PASSWORD)
 
 
 @pytest.fixture

@@ -89,26 +89,32 @@ def _emit(listener: socket.socket, **metrics_options: str) -> list[str]:
     return [line for line in lines if line.startswith("airflow.tencentcloud_mps.")]
 
 
+#: What statsd receives with InfluxDB tags on: each counter by connection and model.
+TAGGED_LINES = [
+    "airflow.tencentcloud_mps.images_requested,conn_id=mps_team_a,model=Hunyuan:12|c",
+    "airflow.tencentcloud_mps.creates_refused_by_budget,conn_id=mps_team_a,model=default:3|c",
+    "airflow.tencentcloud_mps.possible_duplicates,conn_id=mps_team_b,model=GEM:1|c",
+]
+#: What plain statsd receives: the totals.
+TOTAL_LINES = [
+    "airflow.tencentcloud_mps.images_requested:12|c",
+    "airflow.tencentcloud_mps.creates_refused_by_budget:3|c",
+    "airflow.tencentcloud_mps.possible_duplicates:1|c",
+]
+
+
 @needs_statsd
-def test_the_counters_reach_statsd_tagged_by_connection_and_model(statsd_listener):
-    lines = _emit(statsd_listener, statsd_on="True", statsd_influxdb_enabled="True")
+@pytest.mark.parametrize(
+    ("influxdb", "expected"),
+    [
+        pytest.param("True", TAGGED_LINES, id="tagged-by-connection-and-model"),
+        pytest.param("False", TOTAL_LINES, id="plain-statsd-gets-the-totals"),
+    ],
+)
+def test_the_counters_reach_statsd(statsd_listener, influxdb, expected):
+    lines = _emit(statsd_listener, statsd_on="True", statsd_influxdb_enabled=influxdb)
 
-    assert lines == [
-        "airflow.tencentcloud_mps.images_requested,conn_id=mps_team_a,model=Hunyuan:12|c",
-        "airflow.tencentcloud_mps.creates_refused_by_budget,conn_id=mps_team_a,model=default:3|c",
-        "airflow.tencentcloud_mps.possible_duplicates,conn_id=mps_team_b,model=GEM:1|c",
-    ]
-
-
-@needs_statsd
-def test_plain_statsd_gets_the_totals(statsd_listener):
-    lines = _emit(statsd_listener, statsd_on="True", statsd_influxdb_enabled="False")
-
-    assert lines == [
-        "airflow.tencentcloud_mps.images_requested:12|c",
-        "airflow.tencentcloud_mps.creates_refused_by_budget:3|c",
-        "airflow.tencentcloud_mps.possible_duplicates:1|c",
-    ]
+    assert lines == expected
 
 
 def test_with_metrics_off_nothing_is_sent(statsd_listener):

@@ -59,3 +59,8 @@ def describe(client: mps_client.MpsClient, task_id: str) -> dict[str, Any]:
     response = json.loads(client.DescribeAigcImageTask(describe_request(task_id)).to_json_string())
     response.pop("RequestId")
     return response
+
+
+def failed(message: str) -> dict[str, Any]:
+    """What :func:`describe` returns for a task that ended in FAIL with ``message``."""
+    return {"Status": "FAIL", "ImageUrls": [], "Message": message}

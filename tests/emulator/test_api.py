@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from airflow_provider_mps.emulator.pytest_plugin import EmulatorHandle
 from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
-from tests.emulator.sdk import create, describe, sync_client
+from tests.emulator.sdk import create, describe, failed, sync_client
 from tests.emulator.tc3 import signed_post
 
 
@@ -17,17 +19,18 @@ def call_error(client, action: str, params: dict) -> tuple[str, str]:
     return info.value.code, info.value.message
 
 
-def test_success_envelope_is_http_200_json_with_request_id(mps_emulator):
+def post_json(emulator: EmulatorHandle, action: str, payload: bytes) -> dict[str, Any]:
+    """POST ``payload`` to ``action``, signed with the emulator's keys; the answer must be HTTP 200 JSON."""
     response = signed_post(
-        mps_emulator.endpoint,
-        "DescribeTranscodeTemplates",
-        b'{"Limit": 1}',
-        secret_id=mps_emulator.secret_id,
-        secret_key=mps_emulator.secret_key,
+        emulator.endpoint, action, payload, secret_id=emulator.secret_id, secret_key=emulator.secret_key
     )
-
-    body = response.json()
     assert (response.status_code, response.headers["content-type"]) == (200, "application/json")
+    return response.json()
+
+
+def test_success_envelope_is_http_200_json_with_request_id(mps_emulator):
+    body = post_json(mps_emulator, "DescribeTranscodeTemplates", b'{"Limit": 1}')
+
     assert body == {
         "Response": {"TotalCount": 0, "TranscodeTemplateSet": [], "RequestId": body["Response"]["RequestId"]}
     }
@@ -43,16 +46,8 @@ def test_success_envelope_is_http_200_json_with_request_id(mps_emulator):
 
 
 def test_error_envelope_is_http_200_json_with_code_message_and_request_id(mps_emulator):
-    response = signed_post(
-        mps_emulator.endpoint,
-        "DescribeAigcImageTask",
-        b'{"TaskId": "1-AigcImage-nope"}',
-        secret_id=mps_emulator.secret_id,
-        secret_key=mps_emulator.secret_key,
-    )
+    body = post_json(mps_emulator, "DescribeAigcImageTask", b'{"TaskId": "1-AigcImage-nope"}')
 
-    body = response.json()
-    assert (response.status_code, response.headers["content-type"]) == (200, "application/json")
     assert body == {
         "Response": {
             "Error": {
@@ -104,11 +99,7 @@ def test_forced_status_is_reported_by_describe(mps_emulator):
     forced = mps_emulator.force_status(task_id, "FAIL", "Content moderation rejected the prompt.")
 
     assert forced["Status"] == "FAIL"
-    assert describe(client, task_id) == {
-        "Status": "FAIL",
-        "ImageUrls": [],
-        "Message": "Content moderation rejected the prompt.",
-    }
+    assert describe(client, task_id) == failed("Content moderation rejected the prompt.")
 
 
 def test_fail_rate_makes_tasks_end_in_fail(mps_emulator):
@@ -117,67 +108,66 @@ def test_fail_rate_makes_tasks_end_in_fail(mps_emulator):
 
     task_id = create(client, Prompt="a cat")
 
-    assert describe(client, task_id) == {
-        "Status": "FAIL",
-        "ImageUrls": [],
-        "Message": "Image generation failed: the task was picked by the emulator's fail_rate knob.",
-    }
+    assert describe(client, task_id) == failed(
+        "Image generation failed: the task was picked by the emulator's fail_rate knob."
+    )
 
 
 LONG_PROMPT = "x" * 1001
 
 
+def invalid_value(parameter: str, reason: str, code: str = "InvalidParameterValue") -> tuple[str, str]:
+    """The ``(code, message)`` of the SDK error for a refused value of ``parameter``."""
+    return code, f"The value of parameter `{parameter}` is invalid: {reason}"
+
+
+def missing(parameter: str) -> tuple[str, str]:
+    """The ``(code, message)`` of the SDK error for a missing required ``parameter``."""
+    return "MissingParameter", f"The request is missing a required parameter `{parameter}`."
+
+
+def unknown(parameter: str) -> tuple[str, str]:
+    """The ``(code, message)`` of the SDK error for a ``parameter`` the action does not know."""
+    return "UnknownParameter", f"The parameter `{parameter}` is not recognized."
+
+
 @pytest.mark.parametrize(
-    ("params", "code", "message"),
+    ("params", "expected"),
     [
-        (
-            {},
-            "InvalidParameterValue",
-            "The value of parameter `Prompt` is invalid: it is required (non-empty) "
-            "when no ImageInfos are given.",
-        ),
-        (
-            {"Prompt": ""},
-            "InvalidParameterValue",
-            "The value of parameter `Prompt` is invalid: it is required "
-            "(non-empty) when no ImageInfos are given.",
-        ),
+        ({}, invalid_value("Prompt", "it is required (non-empty) when no ImageInfos are given.")),
+        ({"Prompt": ""}, invalid_value("Prompt", "it is required (non-empty) when no ImageInfos are given.")),
         (
             {"Prompt": LONG_PROMPT},
-            "InvalidParameterValue",
-            "The value of parameter `Prompt` is invalid: it is 1001 characters long, over the limit of 1000.",
+            invalid_value("Prompt", "it is 1001 characters long, over the limit of 1000."),
         ),
-        (
-            {"Prompt": 42},
-            "InvalidParameterValue",
-            "The value of parameter `Prompt` is invalid: it must be a string, not 42.",
-        ),
+        ({"Prompt": 42}, invalid_value("Prompt", "it must be a string, not 42.")),
         (
             {"Prompt": "a", "EnhancePrompt": "yes"},
-            "InvalidParameterValue",
-            'The value of parameter `EnhancePrompt` is invalid: it must be a boolean, not "yes".',
+            invalid_value("EnhancePrompt", 'it must be a boolean, not "yes".'),
         ),
         (
             {"Prompt": "a", "OutputImageCount": True},
-            "InvalidParameterValue",
-            "The value of parameter `OutputImageCount` is invalid: it must be an integer, not true.",
+            invalid_value("OutputImageCount", "it must be an integer, not true."),
         ),
         (
             {"Prompt": "a", "OutputImageCount": 5},
-            "InvalidParameterValue",
-            "The value of parameter `OutputImageCount` is invalid: 5 is outside the range 1 to 4.",
+            invalid_value("OutputImageCount", "5 is outside the range 1 to 4."),
         ),
         (
             {"Prompt": "a", "ModelName": "Midjourney"},
-            "InvalidParameterValue.ModelName",
-            "The value of parameter "
-            "`ModelName` is invalid: `Midjourney` is not one of Hunyuan, GEM, Jimeng, Qwen, Vidu, Kling, "
-            "wand-vega-image.",
+            invalid_value(
+                "ModelName",
+                "`Midjourney` is not one of Hunyuan, GEM, Jimeng, Qwen, Vidu, Kling, wand-vega-image.",
+                code="InvalidParameterValue.ModelName",
+            ),
         ),
         (
             {"Prompt": "a", "ModelName": "GEM", "ModelVersion": "9.9"},
-            "InvalidParameterValue.ModelVersion",
-            "The value of parameter `ModelVersion` is invalid: `9.9` is not a version of GEM (2.5, 3.0).",
+            invalid_value(
+                "ModelVersion",
+                "`9.9` is not a version of GEM (2.5, 3.0).",
+                code="InvalidParameterValue.ModelVersion",
+            ),
         ),
         (
             {
@@ -185,79 +175,57 @@ LONG_PROMPT = "x" * 1001
                 "ModelName": "GEM",
                 "ImageInfos": [{"ImageUrl": f"https://e.x/{i}.png"} for i in range(4)],
             },
-            "InvalidParameterValue",
-            "The value of parameter `ImageInfos` is invalid: GEM (default version) accepts "
-            "at most 3 reference images, got 4.",
+            invalid_value("ImageInfos", "GEM (default version) accepts at most 3 reference images, got 4."),
         ),
         (
             {
                 "ModelName": "Qwen",
                 "ImageInfos": [{"ImageUrl": "https://e.x/1.png"}, {"ImageUrl": "https://e.x/2.png"}],
             },
-            "InvalidParameterValue",
-            "The value of parameter `ImageInfos` is invalid: Qwen (default version) accepts "
-            "at most 1 reference image, got 2.",
+            invalid_value("ImageInfos", "Qwen (default version) accepts at most 1 reference image, got 2."),
         ),
-        (
-            {"ImageInfos": [{"ReferenceType": "style"}]},
-            "MissingParameter",
-            "The request is missing a required parameter `ImageInfos.0.ImageUrl`.",
-        ),
+        ({"ImageInfos": [{"ReferenceType": "style"}]}, missing("ImageInfos.0.ImageUrl")),
         (
             {"ImageInfos": [{"ImageUrl": "ftp://e.x/1.png"}]},
-            "InvalidParameterValue",
-            "The value of parameter `ImageInfos.0.ImageUrl` is invalid: it must be an http or https URL.",
+            invalid_value("ImageInfos.0.ImageUrl", "it must be an http or https URL."),
         ),
         (
             {"Prompt": "a", "ImageInfos": "https://e.x/1.png"},
-            "InvalidParameterValue",
-            'The value of parameter `ImageInfos` is invalid: it must be an array, not "https://e.x/1.png".',
+            invalid_value("ImageInfos", 'it must be an array, not "https://e.x/1.png".'),
         ),
         (
             {"Prompt": "a", "AdditionalParameters": "{size: 1024}"},
-            "InvalidParameterValue",
-            "The value of "
-            "parameter `AdditionalParameters` is invalid: it must be a JSON object serialised as a string.",
+            invalid_value("AdditionalParameters", "it must be a JSON object serialised as a string."),
         ),
         (
             {"Prompt": "a", "AdditionalParameters": {"size": "1024x1024"}},
-            "InvalidParameterValue",
-            "The value of "
-            'parameter `AdditionalParameters` is invalid: it must be a string, not {"size": "1024x1024"}.',
+            invalid_value("AdditionalParameters", 'it must be a string, not {"size": "1024x1024"}.'),
         ),
         (
             {"Prompt": "a", "StoreCosParam": {"CosBucketRegion": "ap-guangzhou"}},
-            "MissingParameter",
-            "The request is missing a required parameter `StoreCosParam.CosBucketName`.",
+            missing("StoreCosParam.CosBucketName"),
         ),
         (
             {"Prompt": "a", "StoreCosParam": {"CosBucketName": "b-125"}},
-            "MissingParameter",
-            "The request is missing a required parameter `StoreCosParam.CosBucketRegion`.",
+            missing("StoreCosParam.CosBucketRegion"),
         ),
         (
             {"Prompt": "a", "ExtraParameters": {"AspectRatio": "5:4"}},
-            "InvalidParameterValue",
-            "The value of parameter `ExtraParameters.AspectRatio` is invalid: "
-            "`5:4` is not one of 16:9, 9:16, 1:1, 4:3, 3:4, 3:2, 2:3, 21:9.",
+            invalid_value(
+                "ExtraParameters.AspectRatio",
+                "`5:4` is not one of 16:9, 9:16, 1:1, 4:3, 3:4, 3:2, 2:3, 21:9.",
+            ),
         ),
         (
             {"Prompt": "a", "ExtraParameters": {"OutputFormat": "webp"}},
-            "InvalidParameterValue",
-            "The value of "
-            "parameter `ExtraParameters.OutputFormat` is invalid: `webp` is not one of jpeg, png.",
+            invalid_value("ExtraParameters.OutputFormat", "`webp` is not one of jpeg, png."),
         ),
         (
             {"Prompt": "a", "ExtraParameters": {"LogoAdd": 2}},
-            "InvalidParameterValue",
-            "The value of parameter `ExtraParameters.LogoAdd` is invalid: 2 is not 0 or 1.",
+            invalid_value("ExtraParameters.LogoAdd", "2 is not 0 or 1."),
         ),
-        (
-            {"Prompt": "a", "ExtraParameters": {"Quality": "high"}},
-            "UnknownParameter",
-            "The parameter `ExtraParameters.Quality` is not recognized.",
-        ),
-        ({"Prompt": "a", "Seed": 7}, "UnknownParameter", "The parameter `Seed` is not recognized."),
+        ({"Prompt": "a", "ExtraParameters": {"Quality": "high"}}, unknown("ExtraParameters.Quality")),
+        ({"Prompt": "a", "Seed": 7}, unknown("Seed")),
     ],
     ids=[
         "no-prompt-no-images",
@@ -285,8 +253,8 @@ LONG_PROMPT = "x" * 1001
         "unknown-field",
     ],
 )
-def test_create_parameter_checks(mps_emulator, params, code, message):
-    assert call_error(sync_client(mps_emulator), "CreateAigcImageTask", params) == (code, message)
+def test_create_parameter_checks(mps_emulator, params, expected):
+    assert call_error(sync_client(mps_emulator), "CreateAigcImageTask", params) == expected
     assert mps_emulator.tasks() == []
 
 
@@ -316,17 +284,17 @@ def test_create_accepts_every_documented_field(mps_emulator):
 
 
 @pytest.mark.parametrize(
-    ("params", "code", "message"),
+    ("params", "expected"),
     [
-        ({}, "MissingParameter", "The request is missing a required parameter `TaskId`."),
-        (
-            {"TaskId": 12},
-            "InvalidParameterValue",
-            "The value of parameter `TaskId` is invalid: it must be a string, not 12.",
-        ),
-        ({"TaskId": "x", "Verbose": True}, "UnknownParameter", "The parameter `Verbose` is not recognized."),
+        ({}, missing("TaskId")),
+        ({"TaskId": 12}, invalid_value("TaskId", "it must be a string, not 12.")),
+        ({"TaskId": "x", "Verbose": True}, unknown("Verbose")),
     ],
-    ids=["missing", "not-string", "unknown-field"],
+    ids=[
+        "missing",
+        "not-string",
+        "unknown-field",
+    ],
 )
-def test_describe_parameter_checks(mps_emulator, params, code, message):
-    assert call_error(sync_client(mps_emulator), "DescribeAigcImageTask", params) == (code, message)
+def test_describe_parameter_checks(mps_emulator, params, expected):
+    assert call_error(sync_client(mps_emulator), "DescribeAigcImageTask", params) == expected

@@ -27,6 +27,13 @@ def logged(handle) -> list[tuple[str, str | None, str | None]]:
     return [(r["Action"], r["ErrorCode"], r["Fault"]) for r in handle.requests()]
 
 
+def wait_for_a_request(handle) -> None:
+    """Let a delayed call the client gave up on finish (and be logged) inside this test, for 10 s at most."""
+    deadline = time.monotonic() + 10
+    while not handle.requests() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def test_error_rate_answers_every_call_with_the_error_code(mps_emulator):
     mps_emulator.configure(error_rate=1.0, error_code="InternalError")
 
@@ -103,15 +110,6 @@ def test_drop_after_create_creates_the_task_but_loses_the_response(mps_emulator)
     assert logged(mps_emulator) == [("CreateAigcImageTask", None, "drop_after_create")]
 
 
-@pytest.mark.asyncio
-async def test_drop_after_create_is_a_transport_error_for_the_async_sdk(mps_emulator):
-    task_id = create(sync_client(mps_emulator), Prompt="a cat")
-    mps_emulator.configure(drop_after_create_rate=1.0)
-
-    with pytest.raises(httpx.TransportError):
-        await async_client(mps_emulator).DescribeAigcImageTask(describe_request(task_id))
-
-
 def test_malformed_body_is_200_application_json_that_does_not_parse(mps_emulator):
     mps_emulator.configure(malformed_body_rate={"CreateAigcImageTask": 1.0})
     client = sync_client(mps_emulator)
@@ -126,11 +124,16 @@ def test_malformed_body_is_200_application_json_that_does_not_parse(mps_emulator
 
 
 @pytest.mark.asyncio
-async def test_malformed_body_escapes_the_async_sdk_as_a_json_error(mps_emulator):
+@pytest.mark.parametrize(
+    ("knob", "raised"),
+    [("drop_after_create_rate", httpx.TransportError), ("malformed_body_rate", json.JSONDecodeError)],
+    ids=["drop-after-create-is-a-transport-error", "malformed-body-is-a-json-error"],
+)
+async def test_describe_fault_escapes_the_async_sdk(mps_emulator, knob, raised):
     task_id = create(sync_client(mps_emulator), Prompt="a cat")
-    mps_emulator.configure(malformed_body_rate=1.0)
+    mps_emulator.configure(**{knob: 1.0})
 
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(raised):
         await async_client(mps_emulator).DescribeAigcImageTask(describe_request(task_id))
 
 
@@ -154,9 +157,7 @@ def test_latency_longer_than_the_client_timeout_is_a_read_timeout(mps_emulator):
 
     assert error.code == "ClientNetworkError"
     assert "Read timed out" in error.message
-    deadline = time.monotonic() + 10  # let the delayed call finish inside this test
-    while not mps_emulator.requests() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_a_request(mps_emulator)
     assert logged(mps_emulator) == [("DescribeTranscodeTemplates", None, "client_disconnected")]
 
 
@@ -168,9 +169,7 @@ def test_create_slower_than_the_client_timeout_still_creates_the_task(mps_emulat
     error = sdk_error(lambda: create(client, Prompt="a slow cat"))
 
     assert (error.code, "Read timed out" in error.message) == ("ClientNetworkError", True)
-    deadline = time.monotonic() + 10
-    while not mps_emulator.requests() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_a_request(mps_emulator)
     assert [t["Request"] for t in mps_emulator.tasks()] == [{"Prompt": "a slow cat"}]
     assert logged(mps_emulator) == [("CreateAigcImageTask", None, "client_disconnected")]
 

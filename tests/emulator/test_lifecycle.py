@@ -6,7 +6,7 @@ import urllib.request
 import pytest
 
 from airflow_provider_mps.emulator.models import Task
-from tests.emulator.sdk import async_client, create, describe, describe_request, sync_client
+from tests.emulator.sdk import async_client, create, describe, describe_request, failed, sync_client
 
 
 def wait_until_terminal(client, task_id: str, timeout: float = 10.0) -> dict:
@@ -62,11 +62,9 @@ def test_prompt_with_fail_marker_ends_in_fail_with_message(mps_emulator):
     client = sync_client(mps_emulator)
     task_id = create(client, Prompt="draw a cat [emulator:fail]")
 
-    assert wait_until_terminal(client, task_id) == {
-        "Status": "FAIL",
-        "ImageUrls": [],
-        "Message": "Image generation failed: the prompt asked the emulator to fail this task.",
-    }
+    assert wait_until_terminal(client, task_id) == failed(
+        "Image generation failed: the prompt asked the emulator to fail this task."
+    )
 
 
 def test_tasks_introspection_lists_request_exactly_as_received(mps_emulator):

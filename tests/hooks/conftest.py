@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -12,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pytest
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+_ServerT = TypeVar("_ServerT", bound="_LoopbackListener")
+
 CREDENTIAL_ENV_VARS = (
     "TENCENTCLOUD_SECRET_ID",
     "TENCENTCLOUD_SECRET_KEY",
@@ -30,6 +33,20 @@ CREDENTIAL_ENV_VARS = (
     "TKE_WEB_IDENTITY_TOKEN_FILE",
     "TKE_ROLE_ARN",
 )
+
+
+def describe_with(hook: Any, client: str, task_id: str) -> dict[str, Any]:
+    """Describe ``task_id`` with the hook's ``"sync"`` client, or its ``"async"`` one (closed after)."""
+    if client == "sync":
+        return hook.describe_aigc_image_task(task_id)
+
+    async def run() -> dict[str, Any]:
+        try:
+            return await hook.adescribe_aigc_image_task(task_id)
+        finally:
+            await hook.aclose()
+
+    return asyncio.run(run())
 
 
 def wait_for_requests(emulator: Any, count: int, within: float = 10.0) -> list[dict[str, Any]]:
@@ -130,22 +147,17 @@ class CvmMetadataService:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path == service.base:
-                    body = service.role.encode()
-                elif self.path == service.base + service.role:
-                    time.sleep(service.delay)
-                    service.served += 1
-                    body = json.dumps(service.credentials).encode()
-                else:
+                body = service.answer(self.path)
+                if body is None:
                     self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
 
             def log_message(self, *args: Any) -> None:
-                pass
+                """Keep the test output free of access log lines."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -154,6 +166,16 @@ class CvmMetadataService:
     @property
     def role_endpoint(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}{self.base}"
+
+    def answer(self, path: str) -> bytes | None:
+        """The body answering a GET of ``path`` (the role name, or its keys), or None for a 404."""
+        if path == self.base:
+            return self.role.encode()
+        if path != self.base + self.role:
+            return None
+        time.sleep(self.delay)
+        self.served += 1
+        return json.dumps(self.credentials).encode()
 
     def hand_out(self, secret_id: str, secret_key: str, token: str, *, expires_in: float = 3600) -> None:
         """
@@ -186,14 +208,14 @@ def cvm_metadata_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[CvmMetadat
     service.close()
 
 
-class LoopbackServer:
+class _LoopbackListener:
     """
-    A raw TCP server on loopback that misbehaves in one fixed way, for network-fault tests.
+    A TCP listener on loopback serving each connection with :meth:`_handle` in a thread.
 
-    :param behaviour: ``"close"`` accepts and closes without answering; ``"garbage"`` reads the
-        request and answers bytes that are not HTTP; ``"record"`` keeps the first bytes of each
-        request in :attr:`received` and closes without answering.
+    :attr:`scheme` names the endpoint's scheme; :meth:`close` stops the thread and the socket.
     """
+
+    scheme = "http"
 
     def __init__(self, behaviour: str) -> None:
         self.behaviour = behaviour
@@ -209,7 +231,7 @@ class LoopbackServer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._sock.getsockname()[1]}"
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -218,15 +240,10 @@ class LoopbackServer:
             except OSError:
                 continue
             self.accepted += 1
-            with conn:
-                conn.settimeout(2)
-                if self.behaviour in ("garbage", "record"):
-                    try:
-                        self.received.append(conn.recv(65536))
-                        if self.behaviour == "garbage":
-                            conn.sendall(b"this is not HTTP\r\n\r\n")
-                    except OSError:
-                        pass
+            self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self._stop.set()
@@ -234,19 +251,45 @@ class LoopbackServer:
         self._sock.close()
 
 
-@pytest.fixture
-def loopback_server() -> Iterator[Callable[[str], LoopbackServer]]:
-    """Start :class:`LoopbackServer` instances for the test; all stop at teardown."""
-    servers: list[LoopbackServer] = []
+class LoopbackServer(_LoopbackListener):
+    """
+    A raw TCP server on loopback that misbehaves in one fixed way, for network-fault tests.
 
-    def start(behaviour: str) -> LoopbackServer:
-        server = LoopbackServer(behaviour)
+    :param behaviour: ``"close"`` accepts and closes without answering; ``"garbage"`` reads the
+        request and answers bytes that are not HTTP; ``"record"`` keeps the first bytes of each
+        request in :attr:`received` and closes without answering.
+    """
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(2)
+            if self.behaviour in ("garbage", "record"):
+                try:
+                    self.received.append(conn.recv(65536))
+                    if self.behaviour == "garbage":
+                        conn.sendall(b"this is not HTTP\r\n\r\n")
+                except OSError:
+                    pass
+
+
+def _started_servers(make: Callable[[str], _ServerT]) -> Iterator[Callable[[str], _ServerT]]:
+    """A fixture body: yield a starter of ``make(behaviour)`` servers, then close every one started."""
+    servers: list[_ServerT] = []
+
+    def start(behaviour: str) -> _ServerT:
+        server = make(behaviour)
         servers.append(server)
         return server
 
     yield start
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[Callable[[str], LoopbackServer]]:
+    """Start :class:`LoopbackServer` instances for the test; all stop at teardown."""
+    yield from _started_servers(LoopbackServer)
 
 
 @pytest.fixture(scope="session")
@@ -298,7 +341,7 @@ def loopback_tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return paths
 
 
-class TlsFaultServer:
+class TlsFaultServer(_LoopbackListener):
     """
     An HTTPS server on loopback whose TLS fails in one fixed way, for network-fault tests.
 
@@ -309,49 +352,29 @@ class TlsFaultServer:
     :param certificate: ``(ca.pem, cert.pem, key.pem)`` from :func:`loopback_tls_certificate`.
     """
 
+    scheme = "https"
+
     def __init__(self, behaviour: str, certificate: tuple[Path, Path, Path]) -> None:
-        self.behaviour = behaviour
-        self.received: list[bytes] = []
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(certificate[1], certificate[2])
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self._sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(behaviour)
 
-    @property
-    def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(2)
-            try:
-                if self.behaviour == "handshake":
-                    conn.recv(65536)  # the client's hello
-                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-                else:
-                    with self._context.wrap_socket(conn, server_side=True) as tls:
-                        self.received.append(tls.recv(65536))
-                        # An application-data record of 32 bytes that no key decrypts (bad MAC).
-                        os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + os.urandom(32))
-                        time.sleep(0.2)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(2)
+        try:
+            if self.behaviour == "handshake":
+                conn.recv(65536)  # the client's hello
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            else:
+                with self._context.wrap_socket(conn, server_side=True) as tls:
+                    self.received.append(tls.recv(65536))
+                    # An application-data record of 32 bytes that no key decrypts (bad MAC).
+                    os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + os.urandom(32))
+                    time.sleep(0.2)
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
 
 @pytest.fixture
@@ -371,16 +394,7 @@ def tls_fault_server(
     monkeypatch.setattr(certifi, "where", lambda: ca)
     monkeypatch.setenv("SSL_CERT_FILE", ca)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    servers: list[TlsFaultServer] = []
-
-    def start(behaviour: str) -> TlsFaultServer:
-        server = TlsFaultServer(behaviour, loopback_tls_certificate)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+    yield from _started_servers(lambda behaviour: TlsFaultServer(behaviour, loopback_tls_certificate))
 
 
 #: The logger every hook of the provider logs under (``BaseHook`` names it after the class).

@@ -15,6 +15,8 @@ from airflow_provider_mps.exceptions import (
 )
 from airflow_provider_mps.hooks._mps_connection import MpsConnectionSettings
 from airflow_provider_mps.hooks.mps import MpsHook
+from tests.hooks.conftest import describe_with
+from tests.hooks.test_mps_connection_form import HOOK_BEHAVIOUR
 
 KEYS = {"login": "AKIDEXAMPLE", "password": "example-secret-key"}
 
@@ -257,33 +259,7 @@ def test_settings_repr_never_shows_secrets(set_connection):
 
 
 def test_ui_field_behaviour_relabels_login_and_password_and_hides_unused_fields():
-    assert MpsHook.get_ui_field_behaviour() == {
-        "hidden_fields": ["schema", "port", "host"],
-        "relabeling": {"login": "SecretId", "password": "SecretKey"},
-        "placeholders": {
-            "login": "AKID... (empty: use the Tencent Cloud credential chain)",
-            "password": "SecretKey of the API key",
-            "region": "ap-guangzhou",
-            "endpoint": "https://mps.tencentcloudapi.com",
-            "request_timeout": "60",
-            "proxy": "http://proxy.example.com:3128",
-            "language": "en-US",
-        },
-    }
-
-
-def describe(hook: MpsHook, client: str) -> None:
-    if client == "sync":
-        hook.describe_aigc_image_task("1-AigcImage-x")
-        return
-
-    async def run() -> None:
-        try:
-            await hook.adescribe_aigc_image_task("1-AigcImage-x")
-        finally:
-            await hook.aclose()
-
-    asyncio.run(run())
+    assert MpsHook.get_ui_field_behaviour() == HOOK_BEHAVIOUR
 
 
 @pytest.mark.parametrize(
@@ -298,7 +274,7 @@ def test_proxy_extra_routes_both_clients_through_the_proxy(
     hook = MpsHook(set_connection("mps_proxied", **KEYS, extra=extra), retry_limit=0)
 
     with pytest.raises(MpsNetworkError):
-        describe(hook, client)
+        describe_with(hook, client, "1-AigcImage-x")
 
     [request] = proxy.received
     assert request.split(b"\r\n")[0] == request_line

@@ -10,31 +10,37 @@ Each line is proven by the test that runs on it; the others skip with the reason
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_2_PLUS
+from tests.conftest import fresh_interpreter_json
 
 CONN_TYPE = "tencentcloud_mps"
 PACKAGE = "airflow-provider-tencentcloud-mps"
 
-#: ``ProvidersManager().field_behaviours["tencentcloud_mps"]`` on every line that loads it.
-EXPECTED_BEHAVIOUR = {
+#: ``MpsHook.get_ui_field_behaviour()``: the extras' placeholders under the extras' own names.
+HOOK_BEHAVIOUR = {
     "hidden_fields": ["schema", "port", "host"],
     "relabeling": {"login": "SecretId", "password": "SecretKey"},
     "placeholders": {
         "login": "AKID... (empty: use the Tencent Cloud credential chain)",
         "password": "SecretKey of the API key",
-        "extra__tencentcloud_mps__region": "ap-guangzhou",
-        "extra__tencentcloud_mps__endpoint": "https://mps.tencentcloudapi.com",
-        "extra__tencentcloud_mps__request_timeout": "60",
-        "extra__tencentcloud_mps__proxy": "http://proxy.example.com:3128",
-        "extra__tencentcloud_mps__language": "en-US",
+        "region": "ap-guangzhou",
+        "endpoint": "https://mps.tencentcloudapi.com",
+        "request_timeout": "60",
+        "proxy": "http://proxy.example.com:3128",
+        "language": "en-US",
+    },
+}
+#: ``ProvidersManager().field_behaviours["tencentcloud_mps"]`` on every line that loads it: the
+#: same, with each extra's placeholder under its form field ``extra__tencentcloud_mps__<name>``.
+EXPECTED_BEHAVIOUR = {
+    **HOOK_BEHAVIOUR,
+    "placeholders": {
+        name if name in ("login", "password") else f"extra__tencentcloud_mps__{name}": placeholder
+        for name, placeholder in HOOK_BEHAVIOUR["placeholders"].items()
     },
 }
 
@@ -163,16 +169,7 @@ print(json.dumps({"meta": meta.model_dump(mode="json"), "sdk": sdk}))
 def ui_hook_meta_data() -> dict[str, Any]:
     """What the API server's ``/ui/connections/hook_meta`` serves for the connection type (fresh process)."""
     stub_fab = "keep" if AIRFLOW_V_3_1_PLUS else "stub-fab"
-    process = subprocess.run(
-        [sys.executable, "-c", HOOK_META_DATA, stub_fab],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert process.returncode == 0, process.stderr
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    return fresh_interpreter_json(HOOK_META_DATA, stub_fab)
 
 
 def _extra_fields(meta: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
@@ -255,17 +252,7 @@ print(json.dumps({
 
 @pytest.mark.skipif(not AIRFLOW_V_3_2_PLUS, reason="conn-fields in provider info are read from Airflow 3.2.")
 def test_airflow_3_2_providers_manager_reads_the_form_from_provider_info_not_the_hook():
-    process = subprocess.run(
-        [sys.executable, "-c", HOOK_FROM_PROVIDER_INFO],
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert process.returncode == 0, process.stderr
-
-    assert json.loads(process.stdout.strip().splitlines()[-1]) == {
+    assert fresh_interpreter_json(HOOK_FROM_PROVIDER_INFO) == {
         "hook": ["airflow_provider_mps.hooks.mps.MpsHook", "mps_conn_id", "Tencent Cloud MPS"],
         "widgets": {
             "extra__tencentcloud_mps__region": [["string", "null"], False],

@@ -9,7 +9,6 @@ closed loopback port, or a loopback socket that answers garbage.  Retries are of
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -17,28 +16,16 @@ import pytest
 
 from airflow_provider_mps.exceptions import MpsApiError, MpsNetworkError, MpsTransientError
 from airflow_provider_mps.hooks.mps import MpsHook
-from tests.hooks.conftest import wait_for_requests
+from tests.hooks.conftest import describe_with, wait_for_requests
 
 TASK_ID = "1-AigcImage-00000000000000000000000000000001"
 CLIENTS = ["sync", "async"]
-
-
-def describe(hook: MpsHook, client: str, task_id: str = TASK_ID) -> dict[str, Any]:
-    if client == "sync":
-        return hook.describe_aigc_image_task(task_id)
-
-    async def run() -> dict[str, Any]:
-        try:
-            return await hook.adescribe_aigc_image_task(task_id)
-        finally:
-            await hook.aclose()
-
-    return asyncio.run(run())
+ACTION = "DescribeAigcImageTask"
 
 
 def failure(hook: MpsHook, client: str, task_id: str = TASK_ID) -> Any:
     with pytest.raises(MpsApiError) as raised:
-        describe(hook, client, task_id)
+        describe_with(hook, client, task_id)
     return raised.value
 
 
@@ -52,6 +39,21 @@ def summary(error: Any) -> tuple[Any, ...]:
     )
 
 
+def network_error(code: str, *, reached: bool) -> tuple[Any, ...]:
+    """The :func:`summary` of a transient ``ClientNetworkError.<code>`` of the describe call."""
+    return (MpsNetworkError, f"ClientNetworkError.{code}", ACTION, True, reached)
+
+
+def fatal_error(code: str) -> tuple[Any, ...]:
+    """The :func:`summary` of a fatal service error ``code`` of the describe call."""
+    return (MpsApiError, code, ACTION, False, None)
+
+
+def hook_at(emulator_connection: Any, endpoint: str) -> MpsHook:
+    """A hook without retries whose connection points at ``endpoint``."""
+    return MpsHook(emulator_connection(extra={"endpoint": endpoint}), retry_limit=0)
+
+
 @pytest.mark.parametrize("client", CLIENTS)
 def test_service_error_is_a_fatal_api_error_with_code_message_and_request_id(
     client, mps_emulator, emulator_connection
@@ -61,13 +63,7 @@ def test_service_error_is_a_fatal_api_error_with_code_message_and_request_id(
     error = failure(hook, client)
 
     [request] = mps_emulator.requests()
-    assert summary(error) == (
-        MpsApiError,
-        "AuthFailure.SignatureFailure",
-        "DescribeAigcImageTask",
-        False,
-        None,
-    )
+    assert summary(error) == fatal_error("AuthFailure.SignatureFailure")
     assert error.request_id == request["RequestId"]
     assert str(error) == (
         f"DescribeAigcImageTask failed with AuthFailure.SignatureFailure: {error.message} "
@@ -84,23 +80,15 @@ def test_transient_service_error_codes_are_transient_errors(client, code, mps_co
     error = failure(MpsHook(retry_limit=0), client)
 
     [request] = mps_conn.requests()
-    assert summary(error) == (MpsTransientError, code, "DescribeAigcImageTask", True, None)
+    assert summary(error) == (MpsTransientError, code, ACTION, True, None)
     assert (request["ErrorCode"], error.request_id) == (code, request["RequestId"])
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_refused_connection_never_reached_the_service(client, emulator_connection, closed_port_endpoint):
-    hook = MpsHook(emulator_connection(extra={"endpoint": closed_port_endpoint}), retry_limit=0)
+    error = failure(hook_at(emulator_connection, closed_port_endpoint), client)
 
-    error = failure(hook, client)
-
-    assert summary(error) == (
-        MpsNetworkError,
-        "ClientNetworkError.ConnectFailed",
-        "DescribeAigcImageTask",
-        True,
-        False,
-    )
+    assert summary(error) == network_error("ConnectFailed", reached=False)
     assert error.message.startswith("Could not connect to the service, so the request was not sent: ")
     assert error.request_id is None
 
@@ -111,13 +99,7 @@ def test_connection_dropped_by_the_service_may_have_reached_it(client, mps_conn)
 
     error = failure(MpsHook(retry_limit=0), client)
 
-    assert summary(error) == (
-        MpsNetworkError,
-        "ClientNetworkError.ConnectionLost",
-        "DescribeAigcImageTask",
-        True,
-        True,
-    )
+    assert summary(error) == network_error("ConnectionLost", reached=True)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -125,9 +107,8 @@ def test_socket_that_accepts_and_closes_counts_as_a_lost_connection(
     client, emulator_connection, loopback_server
 ):
     server = loopback_server("close")
-    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=0)
 
-    error = failure(hook, client)
+    error = failure(hook_at(emulator_connection, server.endpoint), client)
 
     assert summary(error)[:2] == (MpsNetworkError, "ClientNetworkError.ConnectionLost")
     assert (error.request_may_have_reached_service, server.accepted) == (True, 1)
@@ -136,33 +117,19 @@ def test_socket_that_accepts_and_closes_counts_as_a_lost_connection(
 @pytest.mark.parametrize("client", CLIENTS)
 def test_answer_that_is_not_http_counts_as_a_lost_connection(client, emulator_connection, loopback_server):
     server = loopback_server("garbage")
-    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=0)
 
-    error = failure(hook, client)
+    error = failure(hook_at(emulator_connection, server.endpoint), client)
 
-    assert summary(error) == (
-        MpsNetworkError,
-        "ClientNetworkError.ConnectionLost",
-        "DescribeAigcImageTask",
-        True,
-        True,
-    )
+    assert summary(error) == network_error("ConnectionLost", reached=True)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_failed_tls_handshake_never_reached_the_service(client, emulator_connection, tls_fault_server):
     server = tls_fault_server("handshake")
-    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=0)
 
-    error = failure(hook, client)
+    error = failure(hook_at(emulator_connection, server.endpoint), client)
 
-    assert summary(error) == (
-        MpsNetworkError,
-        "ClientNetworkError.ConnectFailed",
-        "DescribeAigcImageTask",
-        True,
-        False,
-    )
+    assert summary(error) == network_error("ConnectFailed", reached=False)
     assert server.received == []
 
 
@@ -172,17 +139,10 @@ def test_tls_error_while_reading_the_answer_may_have_reached_the_service(
 ):
     # Finding 5 of issue 11: requests raises SSLError here too, after the request went out.
     server = tls_fault_server("after_request")
-    hook = MpsHook(emulator_connection(extra={"endpoint": server.endpoint}), retry_limit=0)
 
-    error = failure(hook, client)
+    error = failure(hook_at(emulator_connection, server.endpoint), client)
 
-    assert summary(error) == (
-        MpsNetworkError,
-        "ClientNetworkError.ConnectionLost",
-        "DescribeAigcImageTask",
-        True,
-        True,
-    )
+    assert summary(error) == network_error("ConnectionLost", reached=True)
     # The whole request reached the server before its answer failed to decrypt.
     assert [b"X-TC-Action: DescribeAigcImageTask" in request for request in server.received] == [True]
 
@@ -196,13 +156,7 @@ def test_read_timeout_may_have_reached_the_service(client, mps_emulator, emulato
 
     # The emulator finishes (and logs) the request after its latency, within this test.
     assert len(wait_for_requests(mps_emulator, 1)) == 1
-    assert summary(error) == (
-        MpsNetworkError,
-        "ClientNetworkError.Timeout",
-        "DescribeAigcImageTask",
-        True,
-        True,
-    )
+    assert summary(error) == network_error("Timeout", reached=True)
     # The SDK's own detail follows after a colon when it has one (the async client's has none).
     assert re.fullmatch(r"The request timed out after it was sent(: .+|\.)", error.message), error.message
 
@@ -215,13 +169,7 @@ def test_malformed_json_body_is_a_network_error(client, mps_conn):
 
     error = failure(hook, client, task_id)
 
-    assert summary(error) == (
-        MpsNetworkError,
-        "ClientNetworkError.MalformedResponse",
-        "DescribeAigcImageTask",
-        True,
-        True,
-    )
+    assert summary(error) == network_error("MalformedResponse", reached=True)
     assert error.message.startswith("The service's answer could not be read as an API response: ")
 
 
@@ -231,7 +179,7 @@ def test_html_5xx_page_is_a_transient_server_network_error(client, mps_conn):
 
     error = failure(MpsHook(retry_limit=0), client)
 
-    assert summary(error) == (MpsNetworkError, "ServerNetworkError", "DescribeAigcImageTask", True, True)
+    assert summary(error) == (MpsNetworkError, "ServerNetworkError", ACTION, True, True)
     assert error.message.startswith(
         "The service answered with an HTTP error status instead of an API response: <"
     )
@@ -242,13 +190,7 @@ def test_html_5xx_page_is_a_transient_server_network_error(client, mps_conn):
 def test_unknown_task_id_is_the_same_fatal_error_on_both_clients(client, mps_conn):
     error = failure(MpsHook(retry_limit=0), client)
 
-    assert summary(error) == (
-        MpsApiError,
-        "ResourceNotFound.TaskNotFound",
-        "DescribeAigcImageTask",
-        False,
-        None,
-    )
+    assert summary(error) == fatal_error("ResourceNotFound.TaskNotFound")
 
 
 def test_provider_errors_survive_pickling_for_the_triggerer(mps_conn):

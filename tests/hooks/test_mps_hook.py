@@ -252,17 +252,22 @@ def test_wait_raises_task_failed_with_the_services_message(mps_conn):
     assert task["Status"] == "FAIL"
 
 
-def test_wait_raises_timeout_naming_the_task_and_its_last_status(mps_conn):
+def assert_wait_times_out_while_waiting(mps_conn, timeout: float) -> None:
+    """Waiting ``timeout`` s (polls 50 ms apart) for a task that waits 600 s fails naming its WAIT status."""
     mps_conn.configure(wait_seconds=600)
     hook = MpsHook()
     task_id = hook.create_aigc_image_task(prompt="p")
 
     with pytest.raises(MpsTaskTimeoutError) as raised:
-        hook.wait_for_aigc_image_task(task_id, poll_interval=0.05, timeout=0.2)
+        hook.wait_for_aigc_image_task(task_id, poll_interval=0.05, timeout=timeout)
 
     assert re.fullmatch(
         rf"MPS task {task_id} did not finish before \S+; its last status was WAIT\.", str(raised.value)
     )
+
+
+def test_wait_raises_timeout_naming_the_task_and_its_last_status(mps_conn):
+    assert_wait_times_out_while_waiting(mps_conn, timeout=0.2)
 
 
 def test_wait_ends_by_its_timeout_when_each_describe_would_take_longer(mps_emulator, emulator_connection):
@@ -291,16 +296,8 @@ def test_wait_ends_by_its_timeout_when_each_describe_would_take_longer(mps_emula
 
 
 def test_wait_gets_a_describe_in_when_its_deadline_is_nearly_past(mps_conn):
-    mps_conn.configure(wait_seconds=600)
-    hook = MpsHook()
-    task_id = hook.create_aigc_image_task(prompt="p")
+    assert_wait_times_out_while_waiting(mps_conn, timeout=0)
 
-    with pytest.raises(MpsTaskTimeoutError) as raised:
-        hook.wait_for_aigc_image_task(task_id, poll_interval=0.05, timeout=0)
-
-    assert re.fullmatch(
-        rf"MPS task {task_id} did not finish before \S+; its last status was WAIT\.", str(raised.value)
-    )
     assert [r["Action"] for r in mps_conn.requests()] == ["CreateAigcImageTask", "DescribeAigcImageTask"]
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from airflow_provider_mps.core.api import build_describe_params, sdk_request
 from airflow_provider_mps.exceptions import MpsInvalidParameterError
 from airflow_provider_mps.validation import build_create_params
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def test_reference_images_alone_need_no_prompt():
@@ -39,6 +44,13 @@ def test_sdk_request_model_serialises_back_to_the_same_params():
 
 
 # The rules themselves are tested in tests/test_validation.py: the hook has no checks of its own.
+def refusal(build: Callable[[Any], Any], argument: Any) -> str:
+    """The message of the :class:`MpsInvalidParameterError` that ``build(argument)`` raises."""
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        build(argument)
+    return str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -61,14 +73,10 @@ def test_sdk_request_model_serialises_back_to_the_same_params():
     ],
 )
 def test_invalid_fields_are_refused_naming_the_field_and_the_rule(fields, message):
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_create_params(fields)
-
-    assert str(raised.value) == message
+    assert refusal(build_create_params, fields) == message
 
 
 def test_describe_needs_a_task_id():
-    with pytest.raises(MpsInvalidParameterError) as raised:
-        build_describe_params("")
-
-    assert str(raised.value) == "Invalid task_id '': must be a non-empty MPS TaskId, not blank."
+    assert (
+        refusal(build_describe_params, "") == "Invalid task_id '': must be a non-empty MPS TaskId, not blank."
+    )

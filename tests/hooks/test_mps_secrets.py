@@ -14,6 +14,7 @@ from airflow_provider_mps.emulator.server import ThreadedEmulatorServer
 from airflow_provider_mps.exceptions import MpsApiError
 from airflow_provider_mps.hooks._sdk_logging import SDK_LOGGER_NAME, redact
 from airflow_provider_mps.hooks.mps import MpsHook
+from tests.hooks.conftest import describe_with
 
 SECRET_ID = "AKIDSECRETSTEST00000000000000000000000"
 SECRET_KEY = "secrets-test-key-" + secrets.token_hex(8)
@@ -123,24 +124,11 @@ def test_a_roles_refreshed_keys_are_registered_with_the_masker_when_they_change(
         f"{name}-{path}-{secrets.token_hex(8)}" for name in ("refreshed-key", "refreshed-token")
     )
 
-    def describe() -> None:
-        if path == "sync":
-            hook.describe_aigc_image_task("1-AigcImage-unknown")
-            return
-
-        async def run() -> None:
-            try:
-                await hook.adescribe_aigc_image_task("1-AigcImage-unknown")
-            finally:
-                await hook.aclose()
-
-        asyncio.run(run())
-
     with pytest.raises(MpsApiError) as before:
-        describe()
+        describe_with(hook, path, "1-AigcImage-unknown")
     cvm_metadata_service.hand_out(SECRET_ID, new_key, new_token, expires_in=60)
     with pytest.raises(MpsApiError) as after:
-        describe()
+        describe_with(hook, path, "1-AigcImage-unknown")
 
     # The first describe was signed with the first keys; the second with the refreshed ones (which
     # this emulator does not know), so the role was asked again before it.

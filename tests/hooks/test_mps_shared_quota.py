@@ -20,7 +20,7 @@ import pytest
 from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.hooks.mps import MpsHook
 from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
-from tests.utils.redis_server import MISSING_REASON, RedisServer, redis_server_binary
+from tests.utils.redis_server import module_redis_server
 from tests.utils.test_shared_quota import busiest_window, needs_limits
 
 if TYPE_CHECKING:
@@ -38,10 +38,7 @@ CALLS_EACH = 30
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    if redis_server_binary() is None:
-        pytest.skip(MISSING_REASON)
-    with RedisServer(workdir=tmp_path_factory.mktemp("redis"), password=PASSWORD) as server:
-        yield server
+    yield from module_redis_server(tmp_path_factory, PASSWORD)
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -27,6 +25,7 @@ from airflow_provider_mps.utils.openlineage import (
     image_task_lineage,
     storage_dataset,
 )
+from tests.conftest import fresh_interpreter_json
 
 PROMPT = "A confidential product launch poster"
 REQUEST = {"prompt": PROMPT, "model_name": "Hunyuan", "model_version": "3.0", "output_image_count": 2}
@@ -199,14 +198,13 @@ def test_transfer_lineage_outputs_every_image_the_try_saved_without_reading_xcom
 def test_importing_the_operators_does_not_import_openlineage():
     # Airflow's providers manager reads every provider's get_provider_info; that is not ours.
     script = (
-        "import sys\n"
+        "import json, sys\n"
         "import airflow_provider_mps.operators.mps, airflow_provider_mps.operators.mps_batch\n"
         "import airflow_provider_mps.transfers.mps_to_object_storage\n"
-        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'openlineage'\n"
+        "print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] == 'openlineage'\n"
         "             or name.startswith(('airflow.providers.openlineage.extractors',\n"
         "                                 'airflow.providers.common.compat.openlineage'))\n"
-        "             or name == 'airflow_provider_mps.utils.openlineage'))\n"
+        "             or name == 'airflow_provider_mps.utils.openlineage')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
 
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert fresh_interpreter_json(script) == []

@@ -23,7 +23,6 @@ from airflow_provider_mps.operators._mps_batch import MAX_CONSECUTIVE_FAILURES
 from airflow_provider_mps.operators._mps_batch_submit import LEDGER_CHUNK_SIZE
 from airflow_provider_mps.operators._reattach import fingerprint
 from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
-from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.operators.test_mps import (
     DictTaskStateStore,
@@ -34,11 +33,7 @@ from tests.operators.test_mps import (
 CREATE = "CreateAigcImageTask"
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limiters():
-    clear_rate_limiters()
-    yield
-    clear_rate_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
 class BatchTaskInstance(RecordingTaskInstance):

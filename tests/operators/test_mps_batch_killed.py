@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from tests.operators.test_mps import DictTaskStateStore
 from tests.operators.test_mps_batch import (
     CREATE,
@@ -48,11 +47,7 @@ class StoreOfAKilledWorker(DictTaskStateStore):
         super().set(key, value, retention=retention)
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limiters():
-    clear_rate_limiters()
-    yield
-    clear_rate_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
 def kill_mid_batch(mps_conn: Any) -> tuple[DictTaskStateStore, dict[str, str]]:

@@ -30,7 +30,7 @@ from airflow_provider_mps.utils.shared_quota import clear_storages
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 from tests.operators._airflow_records import task_states
 from tests.operators._dag_runs import run_dag
-from tests.utils.redis_server import MISSING_REASON, RedisServer, redis_server_binary
+from tests.utils.redis_server import module_redis_server
 
 SPEND_DAGS = Path(__file__).resolve().parent / "spend_dags"
 BIN = Path(sys.executable).parent
@@ -41,10 +41,7 @@ START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    if redis_server_binary() is None:
-        pytest.skip(MISSING_REASON)
-    with RedisServer(workdir=tmp_path_factory.mktemp("redis")) as server:
-        yield server
+    yield from module_redis_server(tmp_path_factory)
 
 
 @pytest.fixture

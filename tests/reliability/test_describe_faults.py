@@ -46,22 +46,37 @@ def assert_timed_out_polling(run, task_id: str, failed_poll: str) -> None:
     ), message
 
 
+def run_reattaching_case(emulator, case: str, dag_id: str, task_id: str, timeout: float, **knob: float):
+    """
+    Run the one task ``task_id`` (retries=1) with the describe ``knob`` set for try 1 only.
+
+    The retry callback sets the knob back to 0; the run must then show the task re-attached.
+    """
+    [(name, value)] = knob.items()
+    emulator.configure(**{name: {DESCRIBE: value}})
+    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(emulator, **{name: 0}))
+    dag = fault_dag(dag_id, recorder, [task_id], retries=1, timeout=timeout)
+
+    run = run_fault_case(case, dag, emulator, recorder=recorder, creating_tasks=1)
+
+    assert_reattached(run, task_id)
+    return run
+
+
 def test_describe_slower_than_request_timeout_times_the_sync_wait_out_and_the_retry_reattaches(
     airflow_home, mps_emulator, point_connection_at
 ):
     point_connection_at(mps_emulator, request_timeout=1)
-    mps_emulator.configure(latency_seconds={DESCRIBE: 1.5})
-    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_emulator, latency_seconds=0))
 
-    run = run_fault_case(
-        "describe slower than request_timeout",
-        fault_dag("reliability_slow_describe", recorder, ["sync"], retries=1, timeout=4),
+    run = run_reattaching_case(
         mps_emulator,
-        recorder=recorder,
-        creating_tasks=1,
+        "describe slower than request_timeout",
+        "reliability_slow_describe",
+        "sync",
+        timeout=4,
+        latency_seconds=1.5,
     )
 
-    assert_reattached(run, "sync")
     # Try 1: every describe timed out on the client, and was retried until the wait's deadline.
     assert {fault for _, fault in run.faulted_calls(DESCRIBE)} == {"client_disconnected"}
     assert_timed_out_polling(
@@ -76,18 +91,15 @@ def test_describe_slower_than_request_timeout_times_the_sync_wait_out_and_the_re
 def test_connection_dropped_before_the_describe_is_read_times_the_sync_wait_out_and_the_retry_reattaches(
     airflow_home, mps_conn
 ):
-    mps_conn.configure(drop_before_read_rate={DESCRIBE: 1.0})
-    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_conn, drop_before_read_rate=0))
-
-    run = run_fault_case(
-        "describe dropped before read",
-        fault_dag("reliability_dropped_describe", recorder, ["sync"], retries=1, timeout=3),
+    run = run_reattaching_case(
         mps_conn,
-        recorder=recorder,
-        creating_tasks=1,
+        "describe dropped before read",
+        "reliability_dropped_describe",
+        "sync",
+        timeout=3,
+        drop_before_read_rate=1.0,
     )
 
-    assert_reattached(run, "sync")
     # Describes were dropped; one cut off by the wait's deadline shows as a client disconnect.
     faults = {fault for _, fault in run.faulted_calls(DESCRIBE)}
     assert "drop_before_read" in faults
@@ -103,31 +115,24 @@ def test_connection_dropped_before_the_describe_is_read_times_the_sync_wait_out_
 def test_non_json_describe_answers_time_the_deferred_wait_out_and_the_retry_reattaches(
     airflow_home, mps_conn
 ):
-    mps_conn.configure(malformed_body_rate={DESCRIBE: 1.0})
-    recorder = FailureRecorder(on_retry=clear_knobs_on_retry(mps_conn, malformed_body_rate=0))
-
-    run = run_fault_case(
-        "non-JSON describe answers (deferred)",
-        fault_dag("reliability_malformed_describe", recorder, ["deferred"], retries=1, timeout=3),
+    run = run_reattaching_case(
         mps_conn,
-        recorder=recorder,
-        creating_tasks=1,
+        "non-JSON describe answers (deferred)",
+        "reliability_malformed_describe",
+        "deferred",
+        timeout=3,
+        malformed_body_rate=1.0,
     )
 
-    assert_reattached(run, "deferred")
     # The trigger kept polling (with backoff) until the deadline; every answer was garbled.
     faulted = run.faulted_calls(DESCRIBE)
     assert faulted == [(None, "malformed_body")] * len(faulted)
-    assert len(faulted) >= 2
-    [(try_number, error_type, message)] = run.failure_messages("deferred")
-    assert (try_number, error_type) == (1, "MpsTaskTimeoutError")
-    task_id = run.tasks[0]["TaskId"]
-    assert re.fullmatch(
-        rf"MPS task {task_id} did not finish before \S+; its last status was unknown\. The last poll "
-        rf"failed: {DESCRIBE} failed with ClientNetworkError\.MalformedResponse: The service's answer "
+    assert_timed_out_polling(
+        run,
+        "deferred",
+        rf"{DESCRIBE} failed with ClientNetworkError\.MalformedResponse: The service's answer "
         r"could not be read as an API response: .+ \(RequestId: none\)",
-        message,
-    ), message
+    )
 
 
 def test_html_error_pages_on_every_describe_time_both_sensor_modes_out_with_a_clear_message(

@@ -15,20 +15,12 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSki
 
 from airflow_provider_mps.hooks.mps import MpsHook
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
-from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from tests.operators.test_mps import DictTaskStateStore, RecordingTaskInstance, needs_task_state_store
 
-pytestmark = needs_task_state_store
+pytestmark = [needs_task_state_store, pytest.mark.usefixtures("fresh_rate_limiters")]
 
 #: Where the sensor keeps its first try's start.
 FIRST_TRY_KEY = "mps_aigc_image_task_sensor.first_try"
-
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limiters():
-    clear_rate_limiters()
-    yield
-    clear_rate_limiters()
 
 
 class SensorTaskInstance(RecordingTaskInstance):

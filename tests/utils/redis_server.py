@@ -9,7 +9,10 @@ import subprocess
 import time
 from typing import TYPE_CHECKING
 
+import pytest
+
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 #: Why the shared quota tests against Redis skip on a machine without it.
@@ -24,6 +27,20 @@ def redis_server_binary() -> str | None:
     return shutil.which("redis-server") or (
         "/usr/bin/redis-server" if shutil.which("/usr/bin/redis-server") else None
     )
+
+
+def module_redis_server(
+    tmp_path_factory: pytest.TempPathFactory, password: str | None = None
+) -> Iterator[RedisServer]:
+    """
+    The body of a module-scoped ``redis_server`` fixture: one server for the module, skipped without Redis.
+
+    :param password: the password it requires, or ``None`` for none.
+    """
+    if redis_server_binary() is None:
+        pytest.skip(MISSING_REASON)
+    with RedisServer(workdir=tmp_path_factory.mktemp("redis"), password=password) as server:
+        yield server
 
 
 def _free_port() -> int:

@@ -10,7 +10,6 @@ from airflow_provider_mps.exceptions import MpsInvalidParameterError
 from airflow_provider_mps.utils.rate_limit import (
     HEADROOM,
     RateLimiter,
-    clear_rate_limiters,
     process_rate_limiter,
     quota_share,
 )
@@ -32,11 +31,7 @@ def _early(start: float, times: list[float], interval: float) -> list[int]:
     return [k for k, offset in enumerate(_offsets(start, times)) if offset < k * interval - CLOCK_SLACK]
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limiters():
-    clear_rate_limiters()
-    yield
-    clear_rate_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
 def test_same_key_and_action_share_one_process_limiter():

@@ -22,7 +22,7 @@ from airflow_provider_mps import SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.exceptions import MpsInvalidParameterError, MpsNetworkError
 from airflow_provider_mps.utils import shared_quota
 from airflow_provider_mps.utils.rate_limit import RateLimiter, clear_rate_limiters, process_rate_limiter
-from tests.utils.redis_server import MISSING_REASON, RedisServer, redis_server_binary
+from tests.utils.redis_server import module_redis_server
 from tests.windows import max_in_any_window
 
 CREATE, DESCRIBE = "CreateAigcImageTask", "DescribeAigcImageTask"
@@ -52,10 +52,7 @@ def fresh_limiters(monkeypatch):
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
     """A password-protected redis-server on a free loopback port for this module."""
-    if redis_server_binary() is None:
-        pytest.skip(MISSING_REASON)
-    with RedisServer(workdir=tmp_path_factory.mktemp("redis"), password=PASSWORD) as server:
-        yield server
+    yield from module_redis_server(tmp_path_factory, PASSWORD)
 
 
 @pytest.mark.parametrize(
