@@ -111,6 +111,20 @@ class Figures:
             )
 
 
+def start_figures(name: str, **settings: Any) -> Figures:
+    """
+    Print the machine (:func:`print_machine`), then return the benchmark's figures, its settings recorded.
+
+    :param name: the benchmark's name, the prefix of every figure.
+    :param settings: the run's settings (sizes, rates), recorded as raw figures in this order.
+    """
+    print_machine()
+    figures = Figures(name)
+    for key, value in settings.items():
+        figures.record(key, value)
+    return figures
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The arguments every benchmark takes: ``--tiny`` and ``--json``."""
     parser = argparse.ArgumentParser(description=description)

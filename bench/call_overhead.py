@@ -22,10 +22,9 @@ from urllib.parse import urlsplit
 from bench._common import (
     QUOTA,
     EmulatorProcess,
-    Figures,
     base_parser,
     median,
-    print_machine,
+    start_figures,
     use_emulator_connection,
     wall,
 )
@@ -89,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=300, help="hook/raw pairs of sync calls")
     args = parser.parse_args(argv)
     pairs = 10 if args.tiny else args.pairs
-    print_machine()
-    figures = Figures("call_overhead")
-    figures.record("pairs", pairs)
-    figures.record("emulator_rate_limit_per_s", QUOTA)
+    figures = start_figures("call_overhead", pairs=pairs, emulator_rate_limit_per_s=QUOTA)
     with EmulatorProcess(rate_limit=QUOTA, wait_seconds=0, run_seconds=0) as handle:
         use_emulator_connection(handle)
         from airflow_provider_mps.hooks.mps import MpsHook

@@ -40,7 +40,7 @@ from bench._common import (
     Figures,
     base_parser,
     max_per_second,
-    print_machine,
+    start_figures,
 )
 
 CREATE, DESCRIBE = "CreateAigcImageTask", "DescribeAigcImageTask"
@@ -162,10 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prompts, deferred = (20, 6) if args.tiny else (args.prompts, args.deferred)
     run_seconds = 2.0 if args.tiny else args.run_seconds
-    print_machine()
-    figures = Figures("distributed")
-    figures.record("prompts", prompts)
-    figures.record("deferred", deferred)
+    figures = start_figures("distributed", prompts=prompts, deferred=deferred)
     results: dict[str, dict[str, Any]] = {}
     for mode in args.modes.split(","):
         result = results[mode] = run_mode(mode, prompts=prompts, deferred=deferred, run_seconds=run_seconds)

@@ -14,69 +14,49 @@ deployment whose ``airflow_local_settings.py`` imports the provider before the D
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
+from typing import Any
 
-from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
-from bench._common import REPO_ROOT, Figures, base_parser, median, print_machine
+from bench._common import Figures, base_parser, start_figures
+from bench._parse import (
+    CHILD_PREAMBLE,
+    CHILD_REPORT,
+    CORE_OPERATORS,
+    OPERATORS,
+    PROCESSOR,
+    Kind,
+    dag_file,
+    dag_source,
+    finish,
+    measure_dag_files,
+    record_median_ms,
+    record_sdk_modules,
+    sizes,
+)
 
-OPERATORS = 100
-
-#: How the installed Airflow line writes each piece, as its users (and its DAG processor) do.
-_DAG_MODULE = "airflow.sdk" if AIRFLOW_V_3_0_PLUS else "airflow"
-_CORE_OPERATORS = "airflow.providers.standard.operators" if AIRFLOW_V_3_0_PLUS else "airflow.operators"
-#: The DAG processor's DagBag and serializer on the installed line (a BundleDagBag from 3.2).
-_PROCESSOR = {
-    "dagbag": "airflow.dag_processing.dagbag.BundleDagBag"
-    if AIRFLOW_V_3_2_PLUS
-    else "airflow.models.dagbag.DagBag",
-    "bundle": AIRFLOW_V_3_2_PLUS,
-    "serializer": "airflow.serialization.serialized_objects."
-    + ("DagSerialization" if AIRFLOW_V_3_3_PLUS else "SerializedDAG"),
-}
-
-_HEADER = f"""from __future__ import annotations
-
-import pendulum
-from {_DAG_MODULE} import DAG
-"""
-
-DAG_FILES = {
-    "mps": _HEADER
-    + """from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-
-with DAG("bench_parse_mps", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-    for n in range({count}):
-        MpsCreateAigcImageTaskOperator(
-            task_id=f"product_{{n}}",
-            prompt=f"Studio photo of product {{n}} for {{{{{{{{ ds }}}}}}}}",
-            model_name="GEM",
-            extra_parameters={{"AspectRatio": "1:1", "OutputFormat": "png"}},
-        )
-""",
-    "mps_batch": _HEADER
-    + """from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
-
-with DAG("bench_parse_mps_batch", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-    for n in range({count}):
-        MpsCreateAigcImageTasksOperator(
-            task_id=f"products_{{n}}",
-            requests="{{{{ ti.xcom_pull(task_ids='rows') }}}}",
-            shared_fields={{"model_name": "GEM", "extra_parameters": {{"AspectRatio": "1:1"}}}},
-        )
-""",
+#: The arguments of the MPS files' create operator: a templated prompt, a model, extra parameters.
+MPS_ARGS = (
+    'prompt=f"Studio photo of product {n} for {{{{ ds }}}}", model_name="GEM", '
+    'extra_parameters={"AspectRatio": "1:1", "OutputFormat": "png"}'
+)
+#: The DAG files measured: ``count`` operators of one class (a :class:`~bench._parse.Kind`), or a
+#: ``str.format`` template of ``count``.
+DAG_FILES: dict[str, Kind | str] = {
+    "mps": Kind("airflow_provider_mps.operators.mps", "MpsCreateAigcImageTaskOperator", MPS_ARGS),
+    "mps_batch": Kind(
+        "airflow_provider_mps.operators.mps_batch",
+        "MpsCreateAigcImageTasksOperator",
+        """requests="{{ ti.xcom_pull(task_ids='rows') }}", """
+        'shared_fields={"model_name": "GEM", "extra_parameters": {"AspectRatio": "1:1"}}',
+    ),
     # A production shape: create -> wait -> store chains, the same number of operators in all.
-    "mps_pipeline": _HEADER
-    + """from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
+    "mps_pipeline": dag_source(
+        "bench_parse_mps_pipeline",
+        """from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
-
-with DAG("bench_parse_mps_pipeline", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-    for n in range(0, {count}, 3):
+""",
+        """    for n in range(0, {count}, 3):
         create = MpsCreateAigcImageTaskOperator(
             task_id=f"create_{{n}}",
             prompt=f"Studio photo of product {{n}} for {{{{{{{{ ds }}}}}}}}",
@@ -92,19 +72,15 @@ with DAG("bench_parse_mps_pipeline", schedule=None, start_date=pendulum.datetime
                 destination="file:///data/images/{{{{ ds }}}}",
             )
 """,
-    "bash": _HEADER
-    + f"from {_CORE_OPERATORS}.bash import BashOperator\n"
-    + """
-with DAG("bench_parse_bash", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-    for n in range({count}):
-        BashOperator(task_id=f"product_{{n}}", bash_command=f"echo product {{n}} for {{{{{{{{ ds }}}}}}}}")
-""",
+    ),
+    "bash": Kind(
+        f"{CORE_OPERATORS}.bash", "BashOperator", 'bash_command=f"echo product {n} for {{{{ ds }}}}"'
+    ),
     # The same chains of BashOperators: create, then wait, then store, each downstream of the last.
-    "bash_pipeline": _HEADER
-    + f"from {_CORE_OPERATORS}.bash import BashOperator\n"
-    + """
-with DAG("bench_parse_bash_pipeline", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-    for n in range(0, {count}, 3):
+    "bash_pipeline": dag_source(
+        "bench_parse_bash_pipeline",
+        f"from {CORE_OPERATORS}.bash import BashOperator\n",
+        """    for n in range(0, {count}, 3):
         create = BashOperator(
             task_id=f"create_{{n}}", bash_command=f"echo product {{n}} for {{{{{{{{ ds }}}}}}}}"
         )
@@ -114,29 +90,32 @@ with DAG("bench_parse_bash_pipeline", schedule=None, start_date=pendulum.datetim
         if n + 2 < {count}:
             create >> BashOperator(task_id=f"store_{{n}}", bash_command=pull)
 """,
-    "empty": _HEADER
-    + f"from {_CORE_OPERATORS}.empty import EmptyOperator\n"
-    + """
-with DAG("bench_parse_empty", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC")):
-    for n in range({count}):
-        EmptyOperator(task_id=f"product_{{n}}")
-""",
+    ),
+    "empty": Kind(f"{CORE_OPERATORS}.empty", "EmptyOperator", ""),
 }
-
 #: Files of one operator class: their marginal cost per operator is reported too.
-HOMOGENEOUS = ("mps", "mps_batch", "bash", "empty")
+HOMOGENEOUS = tuple(kind for kind, spec in DAG_FILES.items() if isinstance(spec, Kind))
+
+
+def dag_text(kind: str, count: int) -> str:
+    """
+    The DAG file of ``kind`` with ``count`` operators.
+
+    :param kind: which of :data:`DAG_FILES`.
+    :param count: how many operators it builds.
+    """
+    spec = DAG_FILES[kind]
+    if isinstance(spec, Kind):
+        return dag_file(f"bench_parse_{kind}", spec, count)
+    return spec.format(count=count)
+
 
 #: What one measuring process runs: the DAG processor's steps for one file, timed.  The provider is
 #: not imported before the clock starts, so the MPS files pay for its import as in a real parse.
-_CHILD = r"""
-import importlib, json, os, sys, time
-path, processor = sys.argv[1], json.loads(sys.argv[2])
-import airflow
-def load(name):
-    module, _, attribute = name.rpartition(".")
-    return getattr(importlib.import_module(module), attribute)
-DagBag, Serializer = load(processor["dagbag"]), load(processor["serializer"])
-bundle = {"bundle_path": os.path.dirname(path), "bundle_name": "bench"} if processor["bundle"] else {}
+_CHILD = (
+    CHILD_PREAMBLE
+    + r"""
+Serializer = load(processor["serializer"])
 from airflow.utils.file import iter_airflow_imports
 for module in iter_airflow_imports(path):
     importlib.import_module(module)
@@ -146,14 +125,10 @@ parsed = time.perf_counter()
 for dag in bag.dags.values():
     Serializer.to_dict(dag)
 serialized = time.perf_counter()
-assert not bag.import_errors, bag.import_errors
-print(json.dumps({
-    "parse": parsed - started,
-    "serialize": serialized - parsed,
-    "tasks": sum(len(dag.tasks) for dag in bag.dags.values()),
-    "sdk_modules": sorted(m for m in sys.modules if m.split(".")[0] == "tencentcloud"),
-}))
+timings = {"parse": parsed - started, "serialize": serialized - parsed}
 """
+    + CHILD_REPORT
+)
 
 
 #: ``airflow_local_settings.py`` of ``--preload``: the DAG processor's parent imports it with Airflow.
@@ -161,28 +136,6 @@ _PRELOAD_SETTINGS = """import airflow_provider_mps.operators.mps
 import airflow_provider_mps.sensors.mps
 import airflow_provider_mps.transfers.mps_to_object_storage
 """
-
-
-def measure(path: Path, pycache: Path, airflow_home: Path | None = None) -> dict:
-    """
-    Parse ``path`` once in a fresh process, as the DAG processor would.
-
-    Every module's bytecode is cached under ``pycache`` (as pip's compile step does for an
-    installed wheel), so no variant pays for compiling source that a real deployment would not.
-    """
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    if airflow_home is not None:
-        env["AIRFLOW_HOME"] = str(airflow_home)
-    result = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path), json.dumps(_PROCESSOR)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO_ROOT,
-        env=env,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,54 +148,59 @@ def main(argv: list[str] | None = None) -> int:
         help="measure a deployment whose airflow_local_settings.py imports the provider's modules",
     )
     args = parser.parse_args(argv)
-    repetitions = 2 if args.tiny else args.repetitions
-    count = 5 if args.tiny else args.operators
-    print_machine()
-    figures = Figures("parse_cost")
-    figures.record("operators_per_dag", count)
-    figures.record("repetitions", repetitions)
-    figures.record("provider_preloaded_by_airflow_local_settings", args.preload)
-    with tempfile.TemporaryDirectory(prefix="mps-bench-parse-") as folder:
-        airflow_home = None
-        if args.preload:
-            airflow_home = Path(folder) / "airflow_home"
-            (airflow_home / "config").mkdir(parents=True)
-            (airflow_home / "config" / "airflow_local_settings.py").write_text(_PRELOAD_SETTINGS)
-        paths = {}
-        for kind, template in DAG_FILES.items():
-            # The same file with one operator: its parse time is the fixed cost (imports, the DAG).
-            for size, suffix in ((count, ""), (1, "_one")):
-                paths[kind + suffix] = Path(folder) / f"bench_parse_{kind}{suffix}.py"
-                paths[kind + suffix].write_text(template.format(count=size))
-        pycache = Path(folder) / "pycache"
-        for path in paths.values():  # warm-up: fills the bytecode cache, not measured
-            measure(path, pycache, airflow_home)
-        samples: dict[str, list[dict]] = {kind: [] for kind in paths}
-        for _ in range(repetitions):
-            for kind, path in paths.items():  # interleaved, so drift hits every kind alike
-                samples[kind].append(measure(path, pycache, airflow_home))
+    count, repetitions = sizes(args)
+    figures = start_figures(
+        "parse_cost",
+        operators_per_dag=count,
+        repetitions=repetitions,
+        provider_preloaded_by_airflow_local_settings=args.preload,
+    )
+    samples = measure_files(count, repetitions, preload=args.preload)
     for kind, runs in samples.items():
         assert all(run["tasks"] == (1 if kind.endswith("_one") else count) for run in runs), kind
-        figures.record(f"{kind}.parse_median_ms", median([run["parse"] for run in runs]) * 1000, "ms")
-        figures.record(
+        record_median_ms(figures, f"{kind}.parse_median_ms", [run["parse"] for run in runs])
+        record_median_ms(
+            figures,
             f"{kind}.parse_and_serialize_median_ms",
-            median([run["parse"] + run["serialize"] for run in runs]) * 1000,
-            "ms",
+            [run["parse"] + run["serialize"] for run in runs],
         )
     for kind in HOMOGENEOUS:
         marginal = (figures.raw[f"{kind}.parse_median_ms"] - figures.raw[f"{kind}_one.parse_median_ms"]) / (
             count - 1
         )
         figures.record(f"{kind}.per_operator_us", marginal * 1000, "us")
-    sdk = sorted(
-        {
-            module
-            for kind in ("mps", "mps_batch", "mps_pipeline")
-            for run in samples[kind]
-            for module in run["sdk_modules"]
-        }
+    sdk = record_sdk_modules(
+        figures, (run for kind in ("mps", "mps_batch", "mps_pipeline") for run in samples[kind])
     )
-    figures.record("tencentcloud_modules_after_parsing", sdk)
+    record_ratios(figures)
+    return finish(figures, sdk, args.json)
+
+
+def measure_files(count: int, repetitions: int, *, preload: bool) -> dict[str, list[dict[str, Any]]]:
+    """
+    Measure every DAG file, with ``count`` operators and (``<kind>_one``) with one.
+
+    :param repetitions: how many times each file is measured, after a warm-up.
+    :param preload: give the processes an ``airflow_local_settings.py`` importing the provider.
+    """
+    # Each file with one operator too: its parse time is the fixed cost (imports, the DAG).
+    texts = {
+        kind + suffix: dag_text(kind, size)
+        for kind in DAG_FILES
+        for size, suffix in ((count, ""), (1, "_one"))
+    }
+    return measure_dag_files(
+        texts,
+        "bench_parse_",
+        repetitions,
+        _CHILD,
+        lambda _: PROCESSOR,
+        local_settings=_PRELOAD_SETTINGS if preload else None,
+    )
+
+
+def record_ratios(figures: Figures) -> None:
+    """Record the ratios of the medians :func:`main` recorded, and the MPS file's extra fixed cost."""
 
     def parse(kind: str, *, serialize: bool = False) -> float:
         key = "parse_and_serialize_median_ms" if serialize else "parse_median_ms"
@@ -278,10 +236,6 @@ def main(argv: list[str] | None = None) -> int:
         parse("mps_pipeline", serialize=True) / parse("bash_pipeline", serialize=True),
         what="parse + serialize, the same two pipelines",
     )
-    if sdk:
-        figures.note(f"Parsing imported the Tencent SDK: {sdk}.")
-    figures.write(args.json)
-    return 1 if sdk else 0
 
 
 if __name__ == "__main__":

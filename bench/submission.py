@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import QUOTA, REPO_ROOT, EmulatorProcess, Figures, base_parser, print_machine
+from bench._common import QUOTA, REPO_ROOT, EmulatorProcess, base_parser, start_figures
 
 POOL = "mps_bench"
 POOL_SLOTS = 20
@@ -194,13 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     count = 6 if args.tiny else args.prompts
     mapped_count = 4 if args.tiny else (args.mapped_prompts or count)
-    print_machine()
-    figures = Figures("submission")
-    figures.record("prompts_batch", count)
-    figures.record("prompts_mapped", mapped_count)
-    figures.record("quota_per_s", QUOTA)
-    figures.record("mapped_pool_slots", POOL_SLOTS)
-    figures.record("parallelism", PARALLELISM)
+    figures = start_figures(
+        "submission",
+        prompts_batch=count,
+        prompts_mapped=mapped_count,
+        quota_per_s=QUOTA,
+        mapped_pool_slots=POOL_SLOTS,
+        parallelism=PARALLELISM,
+    )
     sys.path.insert(0, str(REPO_ROOT))
     from tests.integration.airflow_cluster import AirflowCluster
 

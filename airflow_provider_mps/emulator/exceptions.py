@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class MpsServiceError(Exception):
     """
@@ -15,6 +17,26 @@ class MpsServiceError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class _NamingError(MpsServiceError):
+    """
+    An error of one fixed code whose message names the parameter, action or task at fault.
+
+    Subclasses give the code and the message, ``{}`` standing for that name, as class keywords.
+
+    :param name: what the message names, e.g. ``TaskId``.
+    """
+
+    _code: ClassVar[str]
+    _message: ClassVar[str]
+
+    def __init_subclass__(cls, *, code: str, message: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._code, cls._message = code, message
+
+    def __init__(self, name: str) -> None:
+        super().__init__(self._code, self._message.format(name))
 
 
 class InjectedError(MpsServiceError):
@@ -31,18 +53,16 @@ class AuthFailureError(MpsServiceError):
         super().__init__(f"AuthFailure.{reason}", message)
 
 
-class InvalidActionError(MpsServiceError):
+class InvalidActionError(
+    _NamingError, code="InvalidAction", message="The action `{}` is not supported by the service mps."
+):
     """The ``X-TC-Action`` names no action of this service."""
 
-    def __init__(self, action: str) -> None:
-        super().__init__("InvalidAction", f"The action `{action}` is not supported by the service mps.")
 
-
-class MissingParameterError(MpsServiceError):
+class MissingParameterError(
+    _NamingError, code="MissingParameter", message="The request is missing a required parameter `{}`."
+):
     """A required parameter is absent."""
-
-    def __init__(self, field: str) -> None:
-        super().__init__("MissingParameter", f"The request is missing a required parameter `{field}`.")
 
 
 class InvalidParameterError(MpsServiceError):
@@ -67,18 +87,16 @@ class InvalidParameterValueError(MpsServiceError):
         self.field = field
 
 
-class UnknownParameterError(MpsServiceError):
+class UnknownParameterError(
+    _NamingError, code="UnknownParameter", message="The parameter `{}` is not recognized."
+):
     """The request carries a parameter the action does not define."""
 
-    def __init__(self, field: str) -> None:
-        super().__init__("UnknownParameter", f"The parameter `{field}` is not recognized.")
 
-
-class TaskNotFoundError(MpsServiceError):
+class TaskNotFoundError(
+    _NamingError, code="ResourceNotFound.TaskNotFound", message="The task `{}` does not exist."
+):
     """No task with this TaskId exists for the calling account."""
-
-    def __init__(self, task_id: str) -> None:
-        super().__init__("ResourceNotFound.TaskNotFound", f"The task `{task_id}` does not exist.")
 
 
 class RequestLimitExceededError(MpsServiceError):

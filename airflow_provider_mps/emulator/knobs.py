@@ -8,22 +8,11 @@ Fault knobs take either one value for every API action or a mapping ``{action: v
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: Pseudo-action naming image downloads, for scoping fault knobs to them.
 DOWNLOAD_ACTION = "DownloadImage"
-#: Fault knobs; each takes one value for every API action, or a mapping of action name to value.
-SCOPED_KNOBS = (
-    "error_rate",
-    "error_code",
-    "error_burst",
-    "latency_seconds",
-    "drop_before_read_rate",
-    "drop_after_create_rate",
-    "malformed_body_rate",
-    "html_5xx_rate",
-)
 #: Values of the ``Fault`` field of the request and download logs (``None``: nothing happened).
 FAULTS = (
     "drop_before_read",
@@ -34,6 +23,15 @@ FAULTS = (
     "client_disconnected",
     "truncated_body",
 )
+
+
+def _fault_knob(default: Any) -> Any:
+    """
+    Declare a fault knob: a field listed in :data:`SCOPED_KNOBS`, which may be scoped per action.
+
+    :param default: the knob's value when not set, for every action and for downloads.
+    """
+    return field(default=default, metadata={"scoped": True})
 
 
 @dataclass
@@ -71,14 +69,14 @@ class Knobs:
     rate_limit: float = 20.0
     clock_offset_seconds: float = 0.0
     seed: int | None = None
-    error_rate: Any = 0.0
-    error_code: Any = "InternalError"
-    error_burst: Any = 0
-    latency_seconds: Any = 0.0
-    drop_before_read_rate: Any = 0.0
-    drop_after_create_rate: Any = 0.0
-    malformed_body_rate: Any = 0.0
-    html_5xx_rate: Any = 0.0
+    error_rate: Any = _fault_knob(0.0)
+    error_code: Any = _fault_knob("InternalError")
+    error_burst: Any = _fault_knob(0)
+    latency_seconds: Any = _fault_knob(0.0)
+    drop_before_read_rate: Any = _fault_knob(0.0)
+    drop_after_create_rate: Any = _fault_knob(0.0)
+    malformed_body_rate: Any = _fault_knob(0.0)
+    html_5xx_rate: Any = _fault_knob(0.0)
 
     def scoped(self, name: str, action: str) -> Any:
         """Return the value of fault knob ``name`` that applies to ``action``."""
@@ -111,6 +109,11 @@ class Knobs:
                 _check_knob_value(name, name, value)
             setattr(result, name, copy.deepcopy(value))
         return result
+
+
+#: Fault knobs, in declaration order; each takes one value for every API action, or a mapping of
+#: action name to value.
+SCOPED_KNOBS = tuple(knob.name for knob in fields(Knobs) if knob.metadata.get("scoped"))
 
 
 def _check_knob_value(label: str, name: str, value: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,6 +28,7 @@ FIXTURE_OPTIONS: dict[str, Any] = {"wait_seconds": 0.2, "run_seconds": 0.3}
 CONNECTION_ENV = "AIRFLOW_CONN_TENCENTCLOUD_MPS_DEFAULT"
 
 
+@dataclass(eq=False, repr=False)
 class EmulatorHandle:
     """
     What a test sees of the running emulator.
@@ -38,19 +40,11 @@ class EmulatorHandle:
     :param region: region written into :meth:`airflow_connection`.
     """
 
-    def __init__(
-        self,
-        endpoint: str,
-        secret_id: str,
-        secret_key: str,
-        token: str | None = None,
-        region: str = "ap-guangzhou",
-    ) -> None:
-        self.endpoint = endpoint
-        self.secret_id = secret_id
-        self.secret_key = secret_key
-        self.token = token
-        self.region = region
+    endpoint: str
+    secret_id: str
+    secret_key: str
+    token: str | None = None
+    region: str = "ap-guangzhou"
 
     @classmethod
     def from_server(cls, server: ThreadedEmulatorServer) -> EmulatorHandle:

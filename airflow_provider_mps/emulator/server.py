@@ -34,6 +34,16 @@ DEFAULT_SECRET_KEY = "mps-emulator-secret-key-00000000"
 #: Seconds an idle keep-alive connection stays open; long, so clients never reuse a half-closed one.
 KEEP_ALIVE_SECONDS = 300
 STARTUP_TIMEOUT_SECONDS = 10.0
+#: The knobs that take one value, as command-line options (``--rate-limit`` ...): their help.
+PLAIN_KNOB_OPTIONS = {
+    "rate_limit": "requests per second per SecretId and action; 0 disables",
+    "wait_seconds": "time a task stays WAIT",
+    "run_seconds": "time a task then stays RUN",
+    "fail_rate": "probability a task ends FAIL",
+    "image_ttl_seconds": "seconds image URLs answer after DONE",
+    "clock_offset_seconds": "added to the clock used to check request timestamps",
+    "seed": "seed of the random fault choices",
+}
 
 
 def _transport_exposing_protocol() -> type[asyncio.Protocol]:
@@ -61,6 +71,11 @@ def _transport_exposing_protocol() -> type[asyncio.Protocol]:
             self.app = app
 
     return TransportExposingProtocol
+
+
+def endpoint_url(host: str, port: int) -> str:
+    """Return the base URL of a server on ``host``:``port``, e.g. ``http://[::1]:9100``."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -165,8 +180,7 @@ class ThreadedEmulatorServer:
     @property
     def endpoint(self) -> str:
         """Base URL of the emulator, e.g. ``http://127.0.0.1:54321``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return endpoint_url(self.host, self.port)
 
     def start(self) -> None:
         """
@@ -241,7 +255,6 @@ def _number(text: str) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``mps-emulator`` argument parser."""
-    defaults = Knobs()
     parser = argparse.ArgumentParser(
         prog="mps-emulator",
         description="Local emulator of Tencent Cloud MPS AIGC image generation (API 3.0, TC3-HMAC-SHA256).",
@@ -272,34 +285,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="base URL of image links (default: as the client addressed the emulator)",
     )
+    _add_knob_options(parser)
     parser.add_argument(
-        "--rate-limit",
-        type=float,
-        default=defaults.rate_limit,
-        help="requests per second per SecretId and action; 0 disables",
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
-    parser.add_argument(
-        "--wait-seconds", type=float, default=defaults.wait_seconds, help="time a task stays WAIT"
-    )
-    parser.add_argument(
-        "--run-seconds", type=float, default=defaults.run_seconds, help="time a task then stays RUN"
-    )
-    parser.add_argument(
-        "--fail-rate", type=float, default=defaults.fail_rate, help="probability a task ends FAIL"
-    )
-    parser.add_argument(
-        "--image-ttl-seconds",
-        type=float,
-        default=defaults.image_ttl_seconds,
-        help="seconds image URLs answer after DONE",
-    )
-    parser.add_argument(
-        "--clock-offset-seconds",
-        type=float,
-        default=defaults.clock_offset_seconds,
-        help="added to the clock used to check request timestamps",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the random fault choices")
+    return parser
+
+
+def _add_knob_options(parser: argparse.ArgumentParser) -> None:
+    """
+    Add an option per knob, its default the :class:`Knobs` one.
+
+    :param parser: the ``mps-emulator`` parser.
+    """
+    defaults = Knobs()
+    for name, help_text in PLAIN_KNOB_OPTIONS.items():
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int if name == "seed" else float,
+            default=getattr(defaults, name),
+            help=help_text,
+        )
     for name in SCOPED_KNOBS:
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -309,26 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="[ACTION=]VALUE",
             help=f"fault knob (default {getattr(defaults, name)!r}); repeat with ACTION= to scope it",
         )
-    parser.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
-    return parser
 
 
 def knobs_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Return the knob values given on the command line."""
-    knobs: dict[str, Any] = {
-        name: getattr(args, name)
-        for name in (
-            "rate_limit",
-            "wait_seconds",
-            "run_seconds",
-            "fail_rate",
-            "image_ttl_seconds",
-            "clock_offset_seconds",
-            "seed",
-        )
-    }
+    knobs: dict[str, Any] = {name: getattr(args, name) for name in PLAIN_KNOB_OPTIONS}
     for name in SCOPED_KNOBS:
         given = getattr(args, name)
         if not given:
@@ -380,8 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"mps-emulator: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    endpoint = f"http://{host}:{sock.getsockname()[1]}"
+    endpoint = endpoint_url(args.host, sock.getsockname()[1])
     connection = {
         "conn_type": "tencentcloud_mps",
         "login": args.secret_id,

@@ -193,41 +193,59 @@ def verify_request(
     :raises MissingParameterError: when ``X-TC-Timestamp`` is absent.
     """
     auth = parse_authorization(headers.get("authorization"))
-    missing = [h for h in ("content-type", "host") if h not in auth.signed_headers]
-    if missing:
-        raise AuthFailureError(
-            "InvalidAuthorization",
-            f"SignedHeaders must include content-type and host; `{';'.join(auth.signed_headers)}` lacks "
-            f"{' and '.join(missing)}.",
-        )
-    if auth.service != SERVICE:
-        raise AuthFailureError(
-            "InvalidAuthorization",
-            f"The credential scope names service `{auth.service}`, but this endpoint serves `{SERVICE}`.",
-        )
+    _check_scope(auth)
     raw_timestamp = headers.get("x-tc-timestamp")
     if raw_timestamp is None:
         raise MissingParameterError("X-TC-Timestamp")
-    try:
-        timestamp = int(raw_timestamp)
-    except ValueError:
-        raise AuthFailureError(
-            "InvalidAuthorization", f"X-TC-Timestamp `{raw_timestamp}` is not an integer of epoch seconds."
-        ) from None
-    if abs(now - timestamp) > MAX_CLOCK_SKEW_SECONDS:
-        raise AuthFailureError(
-            "SignatureExpire",
-            f"Signature expired: timestamp {timestamp} is more than {MAX_CLOCK_SKEW_SECONDS} seconds "
-            f"away from the server time {int(now)}.",
-        )
-    expected_date = datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc).strftime("%Y-%m-%d")
+    expected_date = _checked_date(raw_timestamp, now)
     secret_key = secret_key_for(auth.secret_id)
     if secret_key is None:
         raise AuthFailureError(
             "SecretIdNotFound", f"The SecretId `{auth.secret_id}` is not found; check that it is correct."
         )
     payload = UNSIGNED_PAYLOAD.encode() if headers.get("x-tc-content-sha256") == UNSIGNED_PAYLOAD else body
-    candidates = {
+    candidates = _candidate_signatures(
+        auth,
+        secret_key,
+        raw_timestamp,
+        method=method,
+        path=path,
+        query=query,
+        headers=headers,
+        payload=payload,
+    )
+    # Compare against every candidate so the time taken does not depend on which one matched.
+    matches = [hmac.compare_digest(candidate, auth.signature) for candidate in candidates]
+    if auth.date != expected_date or not any(matches):
+        raise AuthFailureError(
+            "SignatureFailure",
+            "The provided credentials could not be validated; check that the signature, the signed "
+            "headers, the body and the credential date (the UTC date of X-TC-Timestamp) are correct.",
+        )
+    _check_token(token_for(auth.secret_id), headers.get("x-tc-token"))
+    return auth.secret_id
+
+
+def _candidate_signatures(
+    auth: Authorization,
+    secret_key: str,
+    raw_timestamp: str,
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    payload: bytes,
+) -> set[str]:
+    """
+    Return the signatures of the request under each SDK variant the module docstring lists.
+
+    :param auth: the parsed Authorization header (its date, service and signed headers).
+    :param secret_key: the SecretKey of its SecretId.
+    :param raw_timestamp: the ``X-TC-Timestamp`` value, as received.
+    :param payload: the raw body, or ``b"UNSIGNED-PAYLOAD"``.
+    """
+    return {
         sign(
             secret_key,
             auth.date,
@@ -250,20 +268,62 @@ def verify_request(
         for host in host_forms(headers.get("host", ""))
         for lowercase in (True, False)
     }
-    # Compare against every candidate so the time taken does not depend on which one matched.
-    matches = [hmac.compare_digest(candidate, auth.signature) for candidate in candidates]
-    if auth.date != expected_date or not any(matches):
+
+
+def _check_scope(auth: Authorization) -> None:
+    """
+    Check that the signature covers ``content-type`` and ``host`` and its scope names this service.
+
+    :param auth: the parsed Authorization header.
+    :raises AuthFailureError: ``AuthFailure.InvalidAuthorization`` otherwise.
+    """
+    missing = [h for h in ("content-type", "host") if h not in auth.signed_headers]
+    if missing:
         raise AuthFailureError(
-            "SignatureFailure",
-            "The provided credentials could not be validated; check that the signature, the signed "
-            "headers, the body and the credential date (the UTC date of X-TC-Timestamp) are correct.",
+            "InvalidAuthorization",
+            f"SignedHeaders must include content-type and host; `{';'.join(auth.signed_headers)}` lacks "
+            f"{' and '.join(missing)}.",
         )
-    expected_token = token_for(auth.secret_id)
-    received_token = headers.get("x-tc-token")
-    if expected_token is None and received_token:
+    if auth.service != SERVICE:
+        raise AuthFailureError(
+            "InvalidAuthorization",
+            f"The credential scope names service `{auth.service}`, but this endpoint serves `{SERVICE}`.",
+        )
+
+
+def _checked_date(raw_timestamp: str, now: float) -> str:
+    """
+    Check ``X-TC-Timestamp`` against the server clock and return its UTC date, ``YYYY-MM-DD``.
+
+    :param raw_timestamp: the header's value.
+    :param now: the server's current time, epoch seconds.
+    :raises AuthFailureError: ``InvalidAuthorization`` when it is no integer, ``SignatureExpire``
+        when it is too far from ``now``.
+    """
+    try:
+        timestamp = int(raw_timestamp)
+    except ValueError:
+        raise AuthFailureError(
+            "InvalidAuthorization", f"X-TC-Timestamp `{raw_timestamp}` is not an integer of epoch seconds."
+        ) from None
+    if abs(now - timestamp) > MAX_CLOCK_SKEW_SECONDS:
+        raise AuthFailureError(
+            "SignatureExpire",
+            f"Signature expired: timestamp {timestamp} is more than {MAX_CLOCK_SKEW_SECONDS} seconds "
+            f"away from the server time {int(now)}.",
+        )
+    return datetime.datetime.fromtimestamp(timestamp, tz=datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def _check_token(expected: str | None, received: str | None) -> None:
+    """
+    Check the ``X-TC-Token`` header, in constant time.
+
+    :param expected: the token the SecretId must present, ``None`` for none.
+    :param received: the header's value, ``None`` when absent.
+    :raises AuthFailureError: ``AuthFailure.TokenFailure`` when they do not agree.
+    """
+    if expected is None and received:
         raise AuthFailureError("TokenFailure", "The request carries a token, but this SecretId takes none.")
-    if expected_token is not None and not hmac.compare_digest(
-        (received_token or "").encode(), expected_token.encode()
-    ):
+    if expected is not None and not hmac.compare_digest((received or "").encode(), expected.encode()):
         raise AuthFailureError("TokenFailure", "The token is missing, invalid or expired.")
-    return auth.secret_id

@@ -22,24 +22,20 @@ MODEL_VERSIONS: dict[str, tuple[str, ...]] = {
     "wand-vega-image": ("1.0-lite", "1.0-flash", "1.0-pro"),
 }
 
+#: Most reference images per model, for each group of its versions sharing one limit (``None``:
+#: no version given).
+_IMAGE_INFO_LIMITS: tuple[tuple[str, int, tuple[str | None, ...]], ...] = (
+    ("Hunyuan", 5, (None, "3.5-preview")),
+    ("Hunyuan", 3, ("3.0",)),
+    ("GEM", 3, (None, *MODEL_VERSIONS["GEM"])),
+    ("Vidu", 7, (None, *MODEL_VERSIONS["Vidu"])),
+    ("Kling", 10, (None, "O1", "3.0-Omni")),
+    ("Kling", 4, ("2.1",)),
+    ("wand-vega-image", 10, (None, *MODEL_VERSIONS["wand-vega-image"])),
+)
 #: Most reference images per model and version; ``None`` keys hold the limit when no version is given.
 MAX_IMAGE_INFOS: dict[tuple[str, str | None], int] = {
-    ("Hunyuan", "3.5-preview"): 5,
-    ("Hunyuan", "3.0"): 3,
-    ("Hunyuan", None): 5,
-    ("GEM", None): 3,
-    ("GEM", "2.5"): 3,
-    ("GEM", "3.0"): 3,
-    ("Vidu", "q2"): 7,
-    ("Vidu", None): 7,
-    ("Kling", "2.1"): 4,
-    ("Kling", "O1"): 10,
-    ("Kling", "3.0-Omni"): 10,
-    ("Kling", None): 10,
-    ("wand-vega-image", None): 10,
-    ("wand-vega-image", "1.0-lite"): 10,
-    ("wand-vega-image", "1.0-flash"): 10,
-    ("wand-vega-image", "1.0-pro"): 10,
+    (model, version): limit for model, limit, versions in _IMAGE_INFO_LIMITS for version in versions
 }
 #: Reference-image limit of models and versions not listed in :data:`MAX_IMAGE_INFOS`.
 DEFAULT_MAX_IMAGE_INFOS = 1
@@ -93,7 +89,23 @@ def validate_create_aigc_image_task(params: dict[str, Any]) -> None:
             _expect(field, params[field], str)
     if "EnhancePrompt" in params:
         _expect("EnhancePrompt", params["EnhancePrompt"], bool)
+    model, version = _validate_model(params)
+    image_infos = _validate_image_infos(params, model, version)
+    _validate_prompts(params, image_infos)
+    if "OutputImageCount" in params:
+        count = params["OutputImageCount"]
+        _expect("OutputImageCount", count, int)
+        if not 1 <= count <= MAX_OUTPUT_IMAGE_COUNT:
+            raise InvalidParameterValueError(
+                "OutputImageCount", f"{count} is outside the range 1 to {MAX_OUTPUT_IMAGE_COUNT}"
+            )
+    _validate_extra_parameters(params)
+    _validate_additional_parameters(params)
+    _validate_store_cos_param(params)
 
+
+def _validate_model(params: dict[str, Any]) -> tuple[Any, Any]:
+    """Check ModelName, ModelVersion and SceneType; return the model and version (``None``: not given)."""
     model = params.get("ModelName")
     version = params.get("ModelVersion")
     if model is not None and model not in MODEL_VERSIONS:
@@ -115,7 +127,11 @@ def validate_create_aigc_image_task(params: dict[str, Any]) -> None:
             "only `3d_panorama` is supported, and only by the Hunyuan model",
             sub_code="SceneType",
         )
+    return model, version
 
+
+def _validate_image_infos(params: dict[str, Any], model: Any, version: Any) -> list[Any]:
+    """Check ImageInfos, each item and their number for ``model`` and ``version``; return the items."""
     image_infos = params.get("ImageInfos") or []
     if "ImageInfos" in params:
         _expect("ImageInfos", params["ImageInfos"], list)
@@ -136,7 +152,11 @@ def validate_create_aigc_image_task(params: dict[str, Any]) -> None:
             f"{model or 'Hunyuan'} {version or '(default version)'} accepts at most {limit} reference "
             f"image{'s' if limit > 1 else ''}, got {len(image_infos)}",
         )
+    return image_infos
 
+
+def _validate_prompts(params: dict[str, Any], image_infos: list[Any]) -> None:
+    """Check Prompt (required without ``image_infos``) and NegativePrompt."""
     prompt = params.get("Prompt")
     if not prompt and not image_infos:
         raise InvalidParameterValueError("Prompt", "it is required (non-empty) when no ImageInfos are given")
@@ -148,18 +168,6 @@ def validate_create_aigc_image_task(params: dict[str, Any]) -> None:
         raise InvalidParameterValueError(
             "NegativePrompt", f"it is over the limit of {MAX_PROMPT_CHARS} characters"
         )
-
-    if "OutputImageCount" in params:
-        count = params["OutputImageCount"]
-        _expect("OutputImageCount", count, int)
-        if not 1 <= count <= MAX_OUTPUT_IMAGE_COUNT:
-            raise InvalidParameterValueError(
-                "OutputImageCount", f"{count} is outside the range 1 to {MAX_OUTPUT_IMAGE_COUNT}"
-            )
-
-    _validate_extra_parameters(params)
-    _validate_additional_parameters(params)
-    _validate_store_cos_param(params)
 
 
 def _validate_extra_parameters(params: dict[str, Any]) -> None:
