@@ -28,7 +28,7 @@ from airflow_provider_mps.core.status import (
     TERMINAL_STATUSES,
     MpsAigcImageTaskStatus,
 )
-from airflow_provider_mps.hooks import _mps_clients, _mps_requests, _shared_async_clients
+from airflow_provider_mps.hooks import _mps_clients, _mps_requests, _shared_async_clients, _shared_reads
 from airflow_provider_mps.hooks._mps_connection import read_connection
 from airflow_provider_mps.hooks._mps_connection_form import (
     CONNECTION_TYPE,
@@ -141,48 +141,85 @@ class MpsHook(BaseHook):
         """
         The validated connection, read without blocking the event loop (for triggers).
 
-        Through common-compat, which picks the way each Airflow line allows: ``aget_connection`` on
-        3.3, the sync lookup in a worker thread before (a sync lookup on the loop fails on 3.0).
+        One read serves every hook of the same connection starting on this loop at about the same
+        time (:mod:`~airflow_provider_mps.hooks._shared_reads`): a triggerer starting a thousand
+        triggers reads the connection and resolves its credential once, not a thousand times, and
+        logs where the credential came from once (in the log of the trigger that read it).
         """
         if self._settings is None:
-            conn = await get_async_connection(self.mps_conn_id, self)
-            extras = await get_async_extra_dejson(conn)
-            settings = self._settings_from(conn, extras)
-            await _mps_clients.amask_secrets(settings.secrets())
+            settings, credential = await _shared_reads.shared_read(
+                (self.mps_conn_id, self.region, self.conn_type), self._aread_connection
+            )
+            self._use_credential(settings, lambda: credential, announce=False)
             self._settings = settings
         return self._settings
 
-    def _resolve_credential(self, settings: MpsConnectionSettings) -> tuple[ResolvedCredential, bool]:
-        """Resolve the credential once; return it and whether this call resolved it."""
+    async def _aread_connection(self) -> tuple[MpsConnectionSettings, ResolvedCredential]:
+        """
+        Read the connection and resolve its credential, both off the event loop; mask their secrets.
+
+        Through common-compat, which picks the way each Airflow line allows: ``aget_connection`` on
+        3.3, the sync lookup in a worker thread before (a sync lookup on the loop fails on 3.0).
+        The credential chain may probe the instance metadata service: it runs in a worker thread.
+        """
+        conn = await get_async_connection(self.mps_conn_id, self)
+        extras = await get_async_extra_dejson(conn)
+        settings = self._settings_from(conn, extras)
+        credential = await asyncio.to_thread(resolve_credential, settings)
+        await _mps_clients.amask_secrets((*settings.secrets(), *credential.secrets()))
+        self._announce(credential, settings)
+        return settings, credential
+
+    def _use_credential(
+        self,
+        settings: MpsConnectionSettings,
+        resolve: Callable[[], ResolvedCredential],
+        *,
+        announce: bool = True,
+    ) -> ResolvedCredential | None:
+        """
+        Sign with what ``resolve`` returns unless the hook has a credential; return it if taken.
+
+        :param announce: log where the credential came from (a hook sharing another's read does not:
+            a thousand triggers starting together log it once).
+        """
         with self._lock:
             if self._credential is not None:
-                return self._credential, False
-            self._credential = resolve_credential(settings)
+                return None
+            credential = self._credential = resolve()
+        if announce:
+            self._announce(credential, settings)
+        return credential
+
+    def _announce(self, credential: ResolvedCredential, settings: MpsConnectionSettings) -> None:
         self.log.info(
             "Using Tencent Cloud credentials from %s for MPS at %s (region %s).",
-            self._credential.source,
+            credential.source,
             settings.endpoint,
             settings.region,
         )
-        return self._credential, True
 
     @property
     def credential(self) -> ResolvedCredential:
         """The credential the clients sign with: the connection's keys or the SDK's chain."""
-        credential, fresh = self._resolve_credential(self.settings)
-        if fresh:
-            _mps_clients.mask_secrets(credential.secrets())
-        return credential
+        if self._credential is None:
+            settings = self.settings
+            fresh = self._use_credential(settings, lambda: resolve_credential(settings))
+            if fresh is not None:
+                _mps_clients.mask_secrets(fresh.secrets())
+        assert self._credential is not None
+        return self._credential
 
     async def _acredential(self) -> ResolvedCredential:
-        if self._credential is not None:
-            return self._credential
-        settings = await self._asettings()
-        # The chain may probe the instance metadata service: keep it off the event loop.
-        credential, fresh = await asyncio.to_thread(self._resolve_credential, settings)
-        if fresh:
-            await _mps_clients.amask_secrets(credential.secrets())
-        return credential
+        """The credential, for async callers: resolved with the connection's shared read."""
+        if self._credential is None:
+            settings = await self._asettings()
+            if self._credential is None:  # the settings were read by the sync path
+                credential = await asyncio.to_thread(resolve_credential, settings)
+                if self._use_credential(settings, lambda: credential) is not None:
+                    await _mps_clients.amask_secrets(credential.secrets())
+        assert self._credential is not None
+        return self._credential
 
     @property
     def rate_limit_key(self) -> str:

@@ -8,7 +8,10 @@ Also how a worker waits without deferring (:func:`run_trigger`) and the deadline
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import time
+import weakref
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +33,22 @@ MIN_BACKOFF_SECONDS = 0.05
 NO_DEADLINE_SECONDS = 365 * 24 * 3600.0
 #: Describe calls one batch trigger keeps in flight at once (each still waits for its limiter slot).
 BATCH_IN_FLIGHT = 10
+#: Triggers of one event loop starting at once (see :meth:`MpsPollingTrigger._start`).
+STARTS_AT_ONCE = 8
+
+_HOOK_MODULE = "airflow_provider_mps.hooks.mps"
+_start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _start_gate() -> asyncio.Semaphore:
+    """The running loop's gate of trigger starts (a loop's own: a semaphore binds to one loop)."""
+    loop = asyncio.get_running_loop()
+    gate = _start_gates.get(loop)
+    if gate is None:
+        gate = _start_gates[loop] = asyncio.Semaphore(STARTS_AT_ONCE)
+    return gate
 
 
 def end_time_after(timeout: float | None) -> float:
@@ -90,18 +109,25 @@ class MpsPollingTrigger(BaseTrigger):
 
     async def _start(self, polled: str) -> str | None:
         """
-        Build the hook in a worker thread, read the connection and get the shared SDK client.
+        Build the hook, read the connection and get the shared SDK client, a few triggers at a time.
 
-        The first import of the hook's module in a triggerer takes tens of milliseconds; a sync
-        connection lookup on the event loop fails on 3.0.  Return why polling cannot start, or ``None``.
+        A triggerer may start thousands of triggers at once.  Each start passes a per-loop gate
+        (:data:`STARTS_AT_ONCE` at a time), so the starts are spread over many turns of the event
+        loop instead of all running in one turn and holding the loop.  The hook reads the
+        connection once for all the triggers of a connection starting together
+        (:mod:`~airflow_provider_mps.hooks._shared_reads`).  The first import of the hook's module
+        takes tens of milliseconds: it runs in a worker thread.  Return why polling cannot start, or
+        ``None``.
 
         :param polled: what is polled, named in the reason (``task <TaskId>``, ``tasks``).
         """
-        try:
-            await asyncio.to_thread(lambda: self.hook)
-            await self.hook.aget_conn()
-        except Exception as error:  # a missing or unusable connection: nothing to retry
-            return f"Cannot poll MPS {polled} with {self.mps_conn_id!r}: {error}"
+        async with _start_gate():
+            try:
+                if _HOOK_MODULE not in sys.modules:
+                    await asyncio.to_thread(importlib.import_module, _HOOK_MODULE)
+                await self.hook.aget_conn()
+            except Exception as error:  # a missing or unusable connection: nothing to retry
+                return f"Cannot poll MPS {polled} with {self.mps_conn_id!r}: {error}"
         return None
 
     def _backoff(self, failures: int) -> float:
