@@ -12,19 +12,20 @@ MATRIX := $(PYTHON) -m tests.matrix.run --python $(PYTHON)
 MATRIX_LINES ?=
 MATRIX_COVERED_BY ?=
 
-.PHONY: help install lint format typecheck test test-heavy test-browser test-distributed test-openlineage docs-images test-matrix test-oldest demo bench \
+.PHONY: help install lint format typecheck test test-heavy test-browser test-distributed test-openlineage docs-images test-matrix test-oldest demo bench bench-triggerer \
 	bench-parse-matrix emulator ui clean
 
 help:
 	@echo "make demo        run the scheduled example DAG end to end on the local emulator"
 	@echo "make test        lint, type-check and run the whole test suite (newest Airflow, .venv)"
-	@echo "make test-heavy  the long load tests (500 deferred tasks in one triggerer)"
+	@echo "make test-heavy  the long load tests (500 deferred tasks in one triggerer; 1000 in a real one)"
 	@echo "make test-browser the browser tests (Chromium against a real Airflow)"
 	@echo "make test-distributed  CeleryExecutor, PostgreSQL, Redis, 2 workers, 2 triggerers (~7 min)"
 	@echo "make docs-images regenerate docs/images/ from the browser tests"
 	@echo "make test-matrix on every Airflow line 2.11-3.3: pip check, unit suite, airflow dags test"
 	@echo "make test-oldest the same on the oldest supported Airflow only"
 	@echo "make bench       the benchmarks in bench/, results in bench/RESULTS.md"
+	@echo "make bench-triggerer  a real triggerer's blocked-loop warnings: 1000 MPS triggers vs Airflow's own"
 	@echo "make bench-parse-matrix  the parse-cost benchmark on the oldest and newest Airflow lines"
 	@echo "make emulator    run the local MPS emulator on 127.0.0.1:9100"
 	@echo "make ui          the Airflow UI with every example on the emulator, until Ctrl-C"
@@ -99,6 +100,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run_all
+
+# A real triggerer's blocked-loop warnings with 1000 MPS triggers beside 1000 of Airflow's own
+# (two deployments one after the other, about 6 minutes; figures in bench/RESULTS.md by hand).
+bench-triggerer: $(STAMP)
+	$(BIN)/python -m bench.triggerer
 
 # Figures in bench/out/parse_cost-airflow-<version>.md (make bench covers the newest line in .venv).
 bench-parse-matrix:

@@ -1,0 +1,91 @@
+"""
+DAGs that fill a real triggerer: N ``MpsAigcImageTaskTrigger`` instances, and a control that blocks.
+
+Both defer from the start (``start_from_trigger``): the scheduler writes their triggers without
+a worker, so a thousand deferred tasks cost seconds, not a worker run each.  What they wait for
+comes from the environment the test gives the cluster: ``MPS_LOAD_TASK_ID`` (an MPS task that
+never finishes), ``MPS_LOAD_END_TIME`` and ``MPS_LOAD_TRIGGERS``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.sdk import DAG, BaseOperator
+from airflow.triggers.base import StartTriggerArgs
+
+TRIGGERS = int(os.environ.get("MPS_LOAD_TRIGGERS", "1000"))
+
+
+class WaitForMpsFromStart(BaseOperator):
+    """Wait for the MPS task ``MPS_LOAD_TASK_ID`` in the triggerer from the start; return the event."""
+
+    start_from_trigger = True
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls="airflow_provider_mps.triggers.mps.MpsAigcImageTaskTrigger",
+        trigger_kwargs={
+            "mps_task_id": os.environ.get("MPS_LOAD_TASK_ID", "unset"),
+            "mps_conn_id": "tencentcloud_mps_default",
+            "poll_interval": 600.0,
+            "end_time": float(os.environ.get("MPS_LOAD_END_TIME", "0")),
+            "rate_limit": 20.0,
+        },
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=None,
+    )
+
+    def __init__(self, *, index: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index = index
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        return event
+
+
+class WaitForTheYear2100FromStart(BaseOperator):
+    """The baseline: Airflow's own ``DateTimeTrigger``, which does nothing until its moment."""
+
+    start_from_trigger = True
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls="airflow.triggers.temporal.DateTimeTrigger",
+        trigger_kwargs={"moment": datetime(2100, 1, 1, tzinfo=timezone.utc)},
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=None,
+    )
+
+    def __init__(self, *, index: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index = index
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        return event
+
+
+class BlockTheTriggerer(BaseOperator):
+    """Run the control trigger, which holds the triggerer's event loop for a second."""
+
+    start_from_trigger = True
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls="tests.load._blocking_trigger.BlockingTrigger",
+        trigger_kwargs={"seconds": 1.0},
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=None,
+    )
+
+    def execute_complete(self, context: Any, event: Any = None) -> Any:
+        return event
+
+
+with DAG("mps_many_deferred", schedule=None, catchup=False, max_active_tasks=TRIGGERS):
+    WaitForMpsFromStart.partial(task_id="wait").expand(index=list(range(TRIGGERS)))
+
+with DAG("airflow_many_deferred", schedule=None, catchup=False, max_active_tasks=TRIGGERS):
+    WaitForTheYear2100FromStart.partial(task_id="wait").expand(index=list(range(TRIGGERS)))
+
+with DAG("triggerer_blocking_control", schedule=None, catchup=False):
+    BlockTheTriggerer(task_id="block")
