@@ -98,36 +98,45 @@ def profile_breakdown(cls: type, build: Any, profiler: cProfile.Profile, ops: in
     The cProfile of ``ops`` operators of ``cls`` built by ``build``, split along the ``__init__`` chain.
 
     Microseconds per operator under the profiler (which inflates them), by piece: each class
-    of the chain that defines ``__init__`` (Airflow wraps each in its own ``apply_defaults``), down
+    of the chain whose ``__init__`` runs (Airflow wraps each in its own ``apply_defaults``), down
     to ``BaseOperator``.  The first class's piece is split into its ``apply_defaults`` wrapper, the
     template fields' XComArg walk the outermost wrapper makes, the ``__init__``'s own code, its
-    attribute assignments (``BaseOperator.__setattr__``) and the other functions it calls.
+    attribute assignments (``BaseOperator.__setattr__``; those made by a helper count as its call)
+    and the other functions it calls.
     """
     from airflow.providers.common.compat.sdk import BaseOperator
 
-    chain = [c for c in cls.__mro__[: cls.__mro__.index(BaseOperator) + 1] if "__init__" in vars(c)]
+    defining = [c for c in cls.__mro__[: cls.__mro__.index(BaseOperator) + 1] if "__init__" in vars(c)]
     stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
 
     def edge(caller: Any, callee: Any) -> float:
         entry = stats.get(callee)
         return entry[4].get(caller, (0, 0, 0, 0.0))[3] if entry else 0.0
 
-    callers = [_key(build)] + [
-        _key(getattr(vars(c)["__init__"], "__wrapped__", vars(c)["__init__"])) for c in chain
-    ]
-    entries = [edge(callers[i], _key(vars(c)["__init__"])) for i, c in enumerate(chain)] + [0.0]
+    # Every apply_defaults wrapper runs the same code: the layers are told apart by their callers,
+    # the build (outermost) then whatever calls the next one in (an __init__, or a helper of it).
+    # Each layer's time holds the inner ones', so the inner callers' times decrease inwards.
+    wrapper_key = _key(vars(defining[0])["__init__"])
+    into_wrapper = stats[wrapper_key][4] if wrapper_key in stats else {}
+    inner = sorted((e[3] for caller, e in into_wrapper.items() if caller != _key(build)), reverse=True)
+    # The layers called: the class's own, the next ones of the MRO, BaseOperator's last (an operator
+    # calling BaseOperator.__init__ itself skips the classes between, e.g. ResumableJobMixin's).
+    chain = [*defining[: len(inner)], BaseOperator] if inner else defining[:1]
+    entries = [edge(_key(build), wrapper_key), *inner, 0.0]
     walk = sum(
         edge(caller, key)
         for key, entry in stats.items()
         if key[2] == "_set_xcomargs_dependencies"
         for caller in entry[4]
     )
-    first, wrapped_first = callers[1], vars(chain[0])["__init__"]
-    own_total = edge(_key(wrapped_first), first) if hasattr(wrapped_first, "__wrapped__") else entries[0]
+    wrapped_first = vars(chain[0])["__init__"]
+    first = _key(getattr(wrapped_first, "__wrapped__", wrapped_first))
+    own_total = edge(wrapper_key, first) if hasattr(wrapped_first, "__wrapped__") else entries[0]
     setattr_key = _key(BaseOperator.__setattr__)
-    wrapper_key = _key(wrapped_first)
+    # What the own __init__ calls, less any inner layer reached through it (e.g. a helper that
+    # calls BaseOperator.__init__): that is the layer's, below.
     calls = {
-        key[2]: entry[4][first][3] / ops * 1e6
+        key[2]: (entry[4][first][3] - edge(key, wrapper_key)) / ops * 1e6
         for key, entry in stats.items()
         if first in entry[4] and key not in (setattr_key, wrapper_key)
     }

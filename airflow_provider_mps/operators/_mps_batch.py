@@ -264,6 +264,26 @@ class BatchRun:
         """A try that has created nothing yet, for ``count`` items."""
         return cls(task_ids=[None] * count, request_ids=[None] * count)
 
+    @classmethod
+    def pushed(cls, ti: Any, keys: tuple[str, str, str]) -> BatchRun:
+        """
+        Read back the try this task instance pushed to its XComs before deferring.
+
+        :param ti: the task instance.
+        :param keys: the XCom keys of the TaskIds, of the create RequestIds and of the failures.
+        :raises MpsError: when one of them is missing: the deferral cannot be resumed.
+        """
+        task_ids, request_ids, failures = (
+            ti.xcom_pull(task_ids=ti.task_id, key=key, map_indexes=ti.map_index) for key in keys
+        )
+        if not all(isinstance(pushed, list) for pushed in (task_ids, request_ids, failures)):
+            raise MpsError(
+                "The batch's TaskIds, RequestIds and failures pushed before deferring are missing from "
+                "the XComs of this try; the deferral cannot be resumed."
+            )
+        known = {int(failure["index"]): failure for failure in failures}
+        return cls(task_ids=list(task_ids), request_ids=list(request_ids), failures=known)
+
     def pending(self) -> list[str]:
         """The TaskIds still to wait for: created, and not failed."""
         return [

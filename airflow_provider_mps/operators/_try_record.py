@@ -135,33 +135,6 @@ class VariableTryRecord:
             self.delete(key)
 
 
-def durable_kwargs(durable: bool | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """
-    Return the operator's keyword arguments for ``ResumableJobMixin``, with ``durable`` where it belongs.
-
-    On Airflow 3.3+ ``durable`` goes to the mixin, when given.  Before, common-compat's stand-in
-    would warn that it has no effect and keep nothing; here it has one (:class:`VariableTryRecord`),
-    so the operator sets it itself after construction (:func:`set_durable`).
-
-    :param durable: the operator's ``durable`` argument, or ``None`` for the default (``True``).
-    :param kwargs: the operator's other keyword arguments, returned with ``durable`` added on 3.3+.
-    """
-    if durable is not None and AIRFLOW_V_3_3_PLUS:
-        kwargs["durable"] = durable
-    return kwargs
-
-
-def set_durable(operator: Any, durable: bool | None) -> None:
-    """
-    Give ``operator.durable`` its meaning before Airflow 3.3: keep a :class:`VariableTryRecord`.
-
-    :param operator: the create operator, after ``ResumableJobMixin.__init__``.
-    :param durable: its ``durable`` argument, or ``None`` for the default (``True``).
-    """
-    if not AIRFLOW_V_3_3_PLUS:
-        operator.durable = durable is not False
-
-
 def try_record(context: Context, *, durable: bool) -> Any:
     """
     Return where this try keeps what a retry needs, on any Airflow line, or ``None``.

@@ -14,9 +14,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
+from airflow_provider_mps.operators._create import WAIT_KNOBS, assign_given, defer, start, trigger_arguments
 from airflow_provider_mps.operators._spend import check_cap
-from airflow_provider_mps.operators._try_record import durable_kwargs, set_durable
+from airflow_provider_mps.operators._try_record import execute_resumable, forget_on_success, try_record
 from airflow_provider_mps.validation import (
+    AIGC_IMAGE_REQUEST_FIELDS,
     build_aigc_image_request,
     check_literal_fields,
     check_wait,
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 REQUEST_ID_XCOM_KEY = "request_id"
 #: Store key of the creates of this task whose outcome is unknown.
 POSSIBLY_CREATED_KEY = "mps_aigc_image_task.possibly_created"
+#: ``deferrable`` when not given: ``[operators] default_deferrable``, read when the module is imported.
+DEFAULT_DEFERRABLE = conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
@@ -131,6 +135,32 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
     #: task_state_store key holding ``{"TaskId", "RequestId"}`` of the task this try works on.
     external_id_key = "mps_aigc_image_task"
 
+    # The arguments' defaults, the signature's: only arguments given are assigned (see ._create).
+    prompt: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    negative_prompt: str | None = None
+    enhance_prompt: bool | None = None
+    image_infos: list[Any] | str | None = None
+    output_image_count: int | None = None
+    extra_parameters: dict[str, Any] | str | None = None
+    additional_parameters: dict[str, Any] | str | None = None
+    store_cos_param: dict[str, Any] | str | None = None
+    scene_type: str | None = None
+    operator: str | None = None
+    mps_conn_id: str = DEFAULT_CONN_ID
+    region: str | None = None
+    wait_for_completion: bool = False
+    deferrable: bool = DEFAULT_DEFERRABLE
+    poll_interval: float = 10.0
+    timeout: float | None = 3600.0
+    rate_limit: float = SERVICE_QUOTA_PER_SECOND
+    durable: bool = True
+    resubmit_on_retry: bool = False
+    max_images: int | None = None
+    strict_validation: bool = False
+    openlineage_include_prompt: bool = False
+
     def __init__(
         self,
         *,
@@ -149,7 +179,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         mps_conn_id: str = DEFAULT_CONN_ID,
         region: str | None = None,
         wait_for_completion: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = DEFAULT_DEFERRABLE,
         poll_interval: float = 10.0,
         timeout: float | None = 3600.0,
         rate_limit: float = SERVICE_QUOTA_PER_SECOND,
@@ -160,51 +190,19 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         openlineage_include_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**durable_kwargs(durable, kwargs))
-        set_durable(self, durable)
-        self.prompt = prompt
-        self.model_name = model_name
-        self.model_version = model_version
-        self.negative_prompt = negative_prompt
-        self.enhance_prompt = enhance_prompt
-        self.image_infos = image_infos
-        self.output_image_count = output_image_count
-        self.extra_parameters = extra_parameters
-        self.additional_parameters = additional_parameters
-        self.store_cos_param = store_cos_param
-        self.scene_type = scene_type
-        self.operator = operator
-        self.mps_conn_id = mps_conn_id
-        self.region = region
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.rate_limit = rate_limit
-        self.resubmit_on_retry = resubmit_on_retry
-        self.max_images = max_images
-        self.strict_validation = strict_validation
-        self.openlineage_include_prompt = openlineage_include_prompt
+        start(self, durable, kwargs)
+        given = assign_given(self, locals())
         # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
-        check_literal_fields(self._request_fields(), strict=strict_validation)
-        check_wait(poll_interval, timeout, rate_limit)
-        check_cap([], max_images, batch=False)  # the cap itself: a whole number of at least 1, or None
+        # A request field left out is None, as the validation takes it ("not given").
+        fields = {name: value for name, value in given.items() if name in AIGC_IMAGE_REQUEST_FIELDS}
+        check_literal_fields(fields, strict=strict_validation)
+        if not WAIT_KNOBS.isdisjoint(given):
+            check_wait(poll_interval, timeout, rate_limit)
+        if "max_images" in given:  # the cap itself: a whole number of at least 1, or None
+            check_cap([], max_images, batch=False)
 
     def _request_fields(self) -> dict[str, Any]:
-        return {
-            "prompt": self.prompt,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "scene_type": self.scene_type,
-            "negative_prompt": self.negative_prompt,
-            "enhance_prompt": self.enhance_prompt,
-            "image_infos": self.image_infos,
-            "output_image_count": self.output_image_count,
-            "extra_parameters": self.extra_parameters,
-            "additional_parameters": self.additional_parameters,
-            "store_cos_param": self.store_cos_param,
-            "operator": self.operator,
-        }
+        return {name: getattr(self, name) for name in AIGC_IMAGE_REQUEST_FIELDS}
 
     @cached_property
     def hook(self) -> MpsHook:
@@ -217,14 +215,13 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         """Validate the request, create the task (or re-attach to this task's earlier one), wait if asked."""
         # Imported where it runs, as the hook is: parsing a DAG file does not need it.
         from airflow_provider_mps.operators._reattach import fingerprint
-        from airflow_provider_mps.operators._try_record import execute_resumable
 
         self._request = build_aigc_image_request(self._request_fields(), strict=self.strict_validation)
         check_cap([self._request], self.max_images, batch=False)
         self._fingerprint = fingerprint(self._request)
         self._job: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None
-        execute_resumable(self, context, self._store(context))
+        execute_resumable(self, context, try_record(context, durable=self.durable))
         if self._job is None:  # pragma: no cover - execute_resumable always submits or re-attaches
             raise RuntimeError("No MPS task was created or re-attached.")
         return self._finish(context, self._job["TaskId"], self._result)
@@ -248,8 +245,6 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         return self._finish(context, result["TaskId"], result)
 
     def _finish(self, context: Context, mps_task_id: str, result: dict[str, Any] | None) -> str:
-        from airflow_provider_mps.operators._try_record import forget_on_success
-
         if self.wait_for_completion and result is not None:
             image_urls = list(result.get("ImageUrls") or [])
             context["ti"].xcom_push(key=IMAGE_URLS_XCOM_KEY, value=image_urls)
@@ -258,14 +253,9 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
             )
         # On 3.3 the stored TaskId stays: Airflow drops it once the task instance succeeded, when
         # [state_store] clear_on_success is set.  Before 3.3 its Variables go now (docs/failure-behaviour.md).
-        forget_on_success(self._store(context), self.external_id_key, POSSIBLY_CREATED_KEY)
+        store = try_record(context, durable=self.durable)
+        forget_on_success(store, self.external_id_key, POSSIBLY_CREATED_KEY)
         return mps_task_id
-
-    def _store(self, context: Context) -> Any:
-        """Where this operator keeps what a retry needs (:func:`~._try_record.try_record`), or ``None``."""
-        from airflow_provider_mps.operators._try_record import try_record
-
-        return try_record(context, durable=self.durable)
 
     # ResumableJobMixin's protocol: the TaskId (with its RequestId) is the external job id.
 
@@ -283,7 +273,7 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.operators import _possibly_created as possibly, _spend
         from airflow_provider_mps.validation import to_api_params
 
-        store, key = self._store(context), POSSIBLY_CREATED_KEY
+        store, key = try_record(context, durable=self.durable), POSSIBLY_CREATED_KEY
         policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
         possibly.check_earlier_creates(fingerprint=self._fingerprint, **policy)
         # Reserved before sending, and only here: a retry that re-attaches never reaches this method.
@@ -380,32 +370,17 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         if not self.wait_for_completion:
             return
         if self.deferrable:
-            self._defer(job["TaskId"])
+            from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
+
+            self.log.info("Deferring until MPS task %s finishes (timeout %s s)", job["TaskId"], self.timeout)
+            trigger = MpsAigcImageTaskTrigger(mps_task_id=job["TaskId"], **trigger_arguments(self))
+            defer(self, trigger, mps_task_id=job["TaskId"])
         self._result = self.hook.wait_for_aigc_image_task(
             job["TaskId"], poll_interval=self.poll_interval, timeout=self.timeout
         )
 
     def get_job_result(self, external_id: JsonValue, context: Context) -> None:
         """Nothing to fetch: :meth:`execute` returns the TaskId and pushes the image URLs."""
-
-    def _defer(self, mps_task_id: str) -> None:
-        from airflow_provider_mps.operators._reattach import defer_timeout
-        from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger, end_time_after
-
-        self.log.info("Deferring until MPS task %s finishes (timeout %s s)", mps_task_id, self.timeout)
-        self.defer(
-            trigger=MpsAigcImageTaskTrigger(
-                mps_task_id=mps_task_id,
-                mps_conn_id=self.mps_conn_id,
-                poll_interval=self.poll_interval,
-                end_time=end_time_after(self.timeout),
-                region=self.region,
-                rate_limit=self.rate_limit,
-            ),
-            method_name="execute_complete",
-            kwargs={"mps_task_id": mps_task_id},
-            timeout=defer_timeout(self.timeout),
-        )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """

@@ -9,8 +9,9 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.exceptions import MpsError
+from airflow_provider_mps.operators._create import WAIT_KNOBS, assign_given, defer, start, trigger_arguments
 from airflow_provider_mps.operators._spend import check_cap
-from airflow_provider_mps.operators._try_record import durable_kwargs, set_durable
+from airflow_provider_mps.operators._try_record import execute_resumable, forget_on_success, try_record
 from airflow_provider_mps.validation import check_wait
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ DEFAULT_MAX_IMAGES = 5000
 SUBMITTED = "SUBMITTED"
 #: ``get_job_status`` of a batch with items to create (again): the retry submits those only.
 INCOMPLETE = "INCOMPLETE"
+#: ``deferrable`` when not given: ``[operators] default_deferrable``, read when the module is imported.
+DEFAULT_DEFERRABLE = conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
@@ -124,6 +127,23 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     #: (:class:`~airflow_provider_mps.operators._mps_batch_submit.BatchLedger`).
     external_id_key = "mps_aigc_image_batch.submitted"
 
+    # The arguments' defaults, the signature's: only arguments given are assigned (see ._create).
+    requests: list[Any] | str  # required: no default, always assigned
+    shared_fields: dict[str, Any] | str | None = None
+    mps_conn_id: str = DEFAULT_CONN_ID
+    region: str | None = None
+    wait_for_completion: bool = False
+    deferrable: bool = DEFAULT_DEFERRABLE
+    poll_interval: float = 10.0
+    timeout: float | None = 3600.0
+    rate_limit: float = SERVICE_QUOTA_PER_SECOND
+    max_failed_items: int | None = 0
+    durable: bool = True
+    resubmit_on_retry: bool = False
+    max_images: int | None = DEFAULT_MAX_IMAGES
+    strict_validation: bool = False
+    openlineage_include_prompt: bool = False
+
     def __init__(
         self,
         *,
@@ -132,7 +152,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         mps_conn_id: str = DEFAULT_CONN_ID,
         region: str | None = None,
         wait_for_completion: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool = DEFAULT_DEFERRABLE,
         poll_interval: float = 10.0,
         timeout: float | None = 3600.0,
         rate_limit: float = SERVICE_QUOTA_PER_SECOND,
@@ -144,28 +164,18 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         openlineage_include_prompt: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**durable_kwargs(durable, kwargs))
-        set_durable(self, durable)
+        start(self, durable, kwargs)
+        given = assign_given(self, locals())
         from airflow_provider_mps.operators._mps_batch import check_max_failed_items, validate_literal_batch
 
+        # Literal values are final now: an obviously wrong DAG is an import error, not a failed run.
         validate_literal_batch(requests, shared_fields, strict=strict_validation)
-        check_cap([], max_images, batch=True)  # the cap itself: a whole number of at least 1, or None
-        check_wait(poll_interval, timeout, rate_limit)
-        check_max_failed_items(max_failed_items)
-        self.requests = requests
-        self.shared_fields = shared_fields
-        self.mps_conn_id = mps_conn_id
-        self.region = region
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.rate_limit = rate_limit
-        self.max_failed_items = max_failed_items
-        self.resubmit_on_retry = resubmit_on_retry
-        self.max_images = max_images
-        self.strict_validation = strict_validation
-        self.openlineage_include_prompt = openlineage_include_prompt
+        if "max_images" in given:  # the cap itself: a whole number of at least 1, or None
+            check_cap([], max_images, batch=True)
+        if not WAIT_KNOBS.isdisjoint(given):
+            check_wait(poll_interval, timeout, rate_limit)
+        if "max_failed_items" in given:
+            check_max_failed_items(max_failed_items)
 
     @cached_property
     def hook(self) -> MpsHook:
@@ -182,7 +192,6 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         """Validate every item, create the tasks (re-attaching to an earlier try's), wait if asked."""
         from airflow_provider_mps.operators._mps_batch import prepare_batch_requests
         from airflow_provider_mps.operators._reattach import fingerprint
-        from airflow_provider_mps.operators._try_record import execute_resumable
 
         self._requests = prepare_batch_requests(
             self.requests, self.shared_fields, strict=self.strict_validation
@@ -190,17 +199,13 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         check_cap(self._requests, self.max_images, batch=True)
         self._fingerprints = [fingerprint(request) for request in self._requests]
         self._run: BatchRun | None = None
-        execute_resumable(self, context, self._store(context))
+        execute_resumable(self, context, try_record(context, durable=self.durable))
         run = self._resume(context)
         if run.event is not None:
             return self._complete(context, run.event, run)
         return self._finish(context, run)
 
-    def execute_complete(
-        self,
-        context: Context,
-        event: dict[str, Any] | None = None,
-    ) -> list[str | None]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[str | None]:
         """
         Resume after the batch trigger fired: check the event, record each item's outcome.
 
@@ -212,26 +217,8 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         """
         from airflow_provider_mps.operators._mps_batch import BatchRun
 
-        ti = context["ti"]
-
-        def pushed(key: str) -> Any:
-            return ti.xcom_pull(task_ids=ti.task_id, key=key, map_indexes=ti.map_index)
-
         ids_key = "return_value" if self.do_xcom_push else _DEFERRED_TASK_IDS_XCOM_KEY
-        task_ids, request_ids, failures = (
-            pushed(key) for key in (ids_key, BATCH_REQUEST_IDS_XCOM_KEY, BATCH_FAILURES_XCOM_KEY)
-        )
-        if (
-            not isinstance(task_ids, list)
-            or not isinstance(request_ids, list)
-            or not isinstance(failures, list)
-        ):
-            raise MpsError(
-                "The batch's TaskIds, RequestIds and failures pushed before deferring are missing from "
-                "the XComs of this try; the deferral cannot be resumed."
-            )
-        known = {int(failure["index"]): failure for failure in failures}
-        run = BatchRun(task_ids=list(task_ids), request_ids=list(request_ids), failures=known)
+        run = BatchRun.pushed(context["ti"], (ids_key, BATCH_REQUEST_IDS_XCOM_KEY, BATCH_FAILURES_XCOM_KEY))
         return self._complete(context, event, run)
 
     # -- ResumableJobMixin's protocol: the job is the batch, its record the ledger ------------------
@@ -295,12 +282,10 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             return
         trigger = self._trigger(pending)
         if self.deferrable:
-            from airflow_provider_mps.operators._reattach import defer_timeout
-
             self.log.info("Deferring until %s MPS task(s) finish (timeout %s s).", len(pending), self.timeout)
             # The XComs carry the batch across the deferral (dag.test() drops defer kwargs).
             self._push(context, run, image_urls=None, deferring=True)
-            self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_timeout(self.timeout))
+            defer(self, trigger)
         from airflow_provider_mps.triggers.mps import run_trigger
 
         run.event = run_trigger(trigger)
@@ -315,7 +300,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_mps.operators._mps_batch_resume import resume_run
         from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
 
-        store = self._store(context)
+        store = try_record(context, durable=self.durable)
         self._ledger: BatchLedger | None = (
             BatchLedger(store, len(self._requests)) if store is not None else None
         )
@@ -327,16 +312,9 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     # -- waiting ------------------------------------------------------------------------------
 
     def _trigger(self, mps_task_ids: list[str]) -> Any:
-        from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger, end_time_after
+        from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger
 
-        return MpsAigcImageTasksTrigger(
-            mps_task_ids=mps_task_ids,
-            mps_conn_id=self.mps_conn_id,
-            poll_interval=self.poll_interval,
-            end_time=end_time_after(self.timeout),
-            region=self.region,
-            rate_limit=self.rate_limit,
-        )
+        return MpsAigcImageTasksTrigger(mps_task_ids=mps_task_ids, **trigger_arguments(self))
 
     def _complete(self, context: Context, event: dict[str, Any] | None, run: BatchRun) -> list[str | None]:
         from airflow_provider_mps.core.status import is_final
@@ -350,7 +328,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
             raise
         wait_failed = record_wait_results(run, outcome)
         if wait_failed and self._too_many(run.failures):
-            store = self._store(context)
+            store = try_record(context, durable=self.durable)
             if store is not None:
                 from airflow_provider_mps.operators._mps_batch_submit import BatchLedger
 
@@ -436,15 +414,12 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         # On 3.3 the ledger stays: Airflow drops it once the task instance succeeded, when [state_store]
         # clear_on_success is set.  Before 3.3 its Variables go now (docs/failure-behaviour.md).
         from airflow_provider_mps.operators._mps_batch_ledger import BatchLedger
-        from airflow_provider_mps.operators._try_record import forget_on_success
 
         chunks = BatchLedger(None, count).chunk_count
-        forget_on_success(self._store(context), self.external_id_key, *map(BatchLedger.key, range(chunks)))
+        forget_on_success(
+            try_record(context, durable=self.durable),
+            self.external_id_key,
+            *map(BatchLedger.key, range(chunks)),
+        )
         self.log.info("Created %s MPS task(s) for %s item(s).", sum(t is not None for t in returned), count)
         return returned
-
-    def _store(self, context: Context) -> Any:
-        """Where this batch keeps its ledger for a retry (:func:`~._try_record.try_record`), or ``None``."""
-        from airflow_provider_mps.operators._try_record import try_record
-
-        return try_record(context, durable=self.durable)
