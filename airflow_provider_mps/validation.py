@@ -90,25 +90,7 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
     def known(name: str) -> bool:
         return name in final or name not in values
 
-    request: dict[str, Any] = {}
-    for name in ("model_name", "model_version", "scene_type", "negative_prompt", "operator"):
-        if name in final:
-            request[name] = field_rules.text(where + name, final[name])
-    if "prompt" in final:
-        request["prompt"] = field_rules.prompt_text(where + "prompt", final["prompt"])
-    if "enhance_prompt" in final:
-        request["enhance_prompt"] = field_rules.boolean(where + "enhance_prompt", final["enhance_prompt"])
-    if "output_image_count" in final:
-        request["output_image_count"] = field_rules.positive_int(
-            where + "output_image_count", final["output_image_count"]
-        )
-    if "image_infos" in final:
-        request["image_infos"] = field_rules.image_infos(where + "image_infos", final["image_infos"])
-    if "store_cos_param" in final:
-        request["store_cos_param"] = field_rules.store_cos_param(
-            where + "store_cos_param", final["store_cos_param"]
-        )
-
+    request = _check_plain_fields(final, where)
     model_name, version = request.get("model_name"), request.get("model_version")
     model = get_model_capabilities(model_name) if known("model_name") else None
     version_known = known("model_version")
@@ -136,8 +118,63 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
         raise field_rules.invalid(
             where + "prompt", "a prompt or at least one reference image (image_infos) is required", None
         )
-    images = request.get("image_infos")
-    if images and model is not None and version_known:
+    if model is not None:
+        _check_against_model(request, where, model, version_known, strict=strict, quiet=literal_only)
+    return {name: value for name, value in request.items() if value is not None}
+
+
+def _check_plain_fields(final: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """
+    Check and normalise the fields whose rules do not depend on the model.
+
+    :param final: the canonical fields to check (at parse time, the literal ones only).
+    :param where: prefix for field names in error messages.
+    :return: the normalised values, by snake_case name.
+    :raises MpsInvalidParameterError: naming the first field that breaks a rule.
+    """
+    request: dict[str, Any] = {}
+    for name in ("model_name", "model_version", "scene_type", "negative_prompt", "operator"):
+        if name in final:
+            request[name] = field_rules.text(where + name, final[name])
+    if "prompt" in final:
+        request["prompt"] = field_rules.prompt_text(where + "prompt", final["prompt"])
+    if "enhance_prompt" in final:
+        request["enhance_prompt"] = field_rules.boolean(where + "enhance_prompt", final["enhance_prompt"])
+    if "output_image_count" in final:
+        request["output_image_count"] = field_rules.positive_int(
+            where + "output_image_count", final["output_image_count"]
+        )
+    if "image_infos" in final:
+        request["image_infos"] = field_rules.image_infos(where + "image_infos", final["image_infos"])
+    if "store_cos_param" in final:
+        request["store_cos_param"] = field_rules.store_cos_param(
+            where + "store_cos_param", final["store_cos_param"]
+        )
+    return request
+
+
+def _check_against_model(
+    request: Mapping[str, Any],
+    where: str,
+    model: ModelCapabilities,
+    version_known: bool,
+    *,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """
+    Check the reference images and the scene type of a request against its model's documented limits.
+
+    :param request: the normalised request fields.
+    :param where: prefix for field names in error messages.
+    :param model: the capabilities of the request's model.
+    :param version_known: whether the model version is final (not resolved at run time).
+    :param strict: refuse an undocumented scene type instead of warning.
+    :param quiet: log nothing (parse-time checks).
+    :raises MpsInvalidParameterError: naming the field that breaks a rule.
+    """
+    images, version = request.get("image_infos"), request.get("model_version")
+    if images and version_known:
         limit = model.reference_image_limit(version)
         if limit is not None and len(images) > limit:
             named = f"{model.name} {version}" if version else model.name
@@ -148,11 +185,10 @@ def _check(fields: Mapping[str, Any], *, where: str, literal_only: bool, strict:
                 [info["ImageUrl"] for info in images],
             )
     scene_type = request.get("scene_type")
-    if scene_type is not None and model is not None and scene_type not in model.scene_types:
+    if scene_type is not None and scene_type not in model.scene_types:
         documented = ", ".join(model.scene_types) or "none"
         rule = f"must be a scene type documented for {model.name} ({documented})"
-        field_rules.unlisted(where + "scene_type", rule, scene_type, strict=strict, quiet=literal_only)
-    return {name: value for name, value in request.items() if value is not None}
+        field_rules.unlisted(where + "scene_type", rule, scene_type, strict=strict, quiet=quiet)
 
 
 def _check_model(

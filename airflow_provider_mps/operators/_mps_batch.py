@@ -361,3 +361,42 @@ def too_many_failures_error(
     if all(failure["code"] == TIMED_OUT for failure in ordered):
         return MpsTaskTimeoutError(message)
     return MpsError(message)
+
+
+def raise_for_outcome(
+    run: BatchRun, *, max_failed_items: int | None, resubmit_on_retry: bool, durable: bool, logger: Any
+) -> None:
+    """
+    Raise the error a finished batch fails with, if any; otherwise warn of the failures allowed.
+
+    :param run: this try's state of every item, its XComs pushed.
+    :param max_failed_items: the operator's limit.
+    :param resubmit_on_retry: whether a retry may send a possibly created item again.
+    :param durable: the operator's ``durable``, for what a retry does.
+    :param logger: the operator's logger.
+    """
+    from airflow_provider_mps.operators._mps_batch_resume import possibly_created_failure
+
+    failures, count = run.failures, len(run.task_ids)
+    no_retry_can_help = possibly_created_failure(run, count, max_failed_items)
+    if no_retry_can_help is not None and not resubmit_on_retry:
+        if run.stopped is not None:
+            raise type(no_retry_can_help)(f"Not all items were sent: {run.stopped} {no_retry_can_help}")
+        raise no_retry_can_help
+    if run.stopped is not None:
+        from airflow_provider_mps.operators._reattach import what_a_retry_does
+
+        retry = what_a_retry_does(durable=durable)
+        raise MpsError(
+            f"Not all items were sent: {run.stopped} {len(failures)} of {count} items failed; every "
+            f"failure is in the 'failures' XCom. {retry}"
+        )
+    if max_failed_items is not None and len(failures) > max_failed_items:
+        raise too_many_failures_error(failures, count, max_failed_items)
+    if failures:
+        logger.warning(
+            "%s of %s items failed (at most %s allowed); see the 'failures' XCom.",
+            len(failures),
+            count,
+            max_failed_items,
+        )

@@ -9,7 +9,8 @@ How :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOpe
   limiter, retrying only the failures that certainly created nothing;
 * :func:`submit_batch` records each create's outcome as it comes (in the ledger from the thread that
   sent it, so a task killed mid-submission loses no TaskId in flight) and stops the batch at an error
-  no other item can escape.
+  no other item can escape; :func:`submit_missing`, the operator's ``submit_job``, reserves the spend
+  of the items with no task of an earlier try to reuse and sends them through it.
 
 Nothing here imports the Tencent Cloud SDK.
 """
@@ -40,8 +41,11 @@ from airflow_provider_mps.validation import to_api_params
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Mapping
 
+    from airflow.providers.common.compat.sdk import Context
+
     from airflow_provider_mps.hooks.mps import MpsHook
     from airflow_provider_mps.operators._mps_batch import BatchRun
+    from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
     from airflow_provider_mps.utils.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -211,6 +215,52 @@ class ProgressLog:
             )
 
 
+def submit_missing(
+    operator: MpsCreateAigcImageTasksOperator,
+    context: Context,
+    run: BatchRun,
+    requests: list[dict[str, Any]],
+    fingerprints: list[str],
+    ledger: BatchLedger | None,
+) -> None:
+    """
+    Create every item that has no task of an earlier try to reuse: the batch operator's ``submit_job``.
+
+    The whole count is reserved at once, before the first create: if the budget cannot cover every
+    item, nothing is sent.  Items re-attached to an earlier try's tasks reserve nothing.
+
+    :param operator: the batch operator, its templates rendered.
+    :param context: the task context.
+    :param run: this try's state of every item, updated in place.
+    :param requests: the prepared requests of every item, by index.
+    :param fingerprints: the fingerprint of every item's request, by index.
+    :param ledger: where each created TaskId is kept for a retry, if anywhere.
+    """
+    from airflow_provider_mps.operators import _spend
+    from airflow_provider_mps.utils.rate_limit import RateLimiter, headroom_for
+
+    to_create = {
+        index: request
+        for index, request in enumerate(requests)
+        if run.task_ids[index] is None and index not in run.failures
+    }
+    if not to_create:
+        return
+    hook = operator.hook
+    _spend.reserve(
+        hook,
+        list(to_create.values()),
+        what=_spend.what_creates(f"the {len(to_create)} item(s) of the batch", operator.task_id, context),
+    )
+    operator.log.info(
+        "Submitting %s MPS AIGC image task(s) at up to %s/s.", len(to_create), operator.rate_limit
+    )
+    # The batch's own spacing; each create also waits at the process's limiter of the account.
+    limiter = RateLimiter(operator.rate_limit, headroom=headroom_for(CREATE_ACTION))
+    hook.get_conn()  # the connection is read on this thread: the workers only send
+    submit_batch(hook, limiter, to_create, fingerprints, ledger, run, operator.log)
+
+
 def submit_batch(
     hook: MpsHook,
     limiter: RateLimiter,
@@ -237,44 +287,83 @@ def submit_batch(
     :param run: this try's state of every item, updated in place.
     :param logger: the operator's logger.
     """
-    from airflow_provider_mps.operators._possibly_created import (
-        log_possible_duplicate,
-        possibly_created_entry,
+    recorder = _LedgerRecorder(hook, to_create, fingerprints, ledger, logger)
+    submitter = BatchSubmitter(
+        hook, limiter, to_create, on_outcome=recorder.keep, on_sending=recorder.sending
     )
-    from airflow_provider_mps.operators._spend import count_sent
+    _take_all(submitter, len(to_create), run, logger, recorder.log_duplicate)
+    if run.stopped is not None:
+        logger.error("Not all items were sent: %s", run.stopped)
 
-    def log_duplicate(outcome: CreateOutcome) -> None:
-        request = to_create[outcome.index]
+
+@dataclass
+class _LedgerRecorder:
+    """
+    What :func:`submit_batch` records on the threads sending the creates, and how it names a duplicate.
+
+    :param hook: the hook sending the creates.
+    :param to_create: the prepared requests to send, by item index.
+    :param fingerprints: the fingerprint of every item's request, by index.
+    :param ledger: where each created TaskId is kept for a retry, if anywhere.
+    :param logger: the operator's logger.
+    """
+
+    hook: MpsHook
+    to_create: Mapping[int, dict[str, Any]]
+    fingerprints: list[str]
+    ledger: BatchLedger | None
+    logger: Any
+
+    def sending(self, index: int) -> None:
+        """Record that item ``index``'s create is about to leave (called right before each send)."""
+        if self.ledger is not None:
+            self.ledger.record_sending(index, self.fingerprints[index], self.to_create[index])
+
+    def keep(self, outcome: CreateOutcome) -> None:
+        """Record one create's outcome in the ledger (and its spend), on the thread that sent it."""
+        from airflow_provider_mps.operators._possibly_created import possibly_created_entry
+        from airflow_provider_mps.operators._spend import count_sent
+
+        index, ledger, fingerprint = outcome.index, self.ledger, self.fingerprints[outcome.index]
+        if outcome.response is not None:
+            if ledger is not None:
+                ledger.record(index, fingerprint, **outcome.response)
+            count_sent(self.hook, self.to_create[index])
+        elif outcome.error is not None and not classify(outcome.error, CREATE_ACTION).created_nothing:
+            entry = possibly_created_entry(outcome.error, self.to_create[index], fingerprint)
+            outcome.possibly_created = entry
+            outcome.count = ledger.record_possibly_created(index, fingerprint, entry) if ledger else 1
+        elif ledger is not None:
+            ledger.record_not_created(index, fingerprint)
+
+    def log_duplicate(self, outcome: CreateOutcome) -> None:
+        """Log the WARNING naming a create that may have created a task."""
+        from airflow_provider_mps.operators._possibly_created import log_possible_duplicate
+
+        request = self.to_create[outcome.index]
         if outcome.possibly_created is None:  # pragma: no cover - called for possibly created items only
             return
         log_possible_duplicate(
-            logger,
+            self.logger,
             outcome.possibly_created,
             outcome.count,
-            conn_id=hook.mps_conn_id,
+            conn_id=self.hook.mps_conn_id,
             model=request.get("model_name"),
             where=f"requests[{outcome.index}]: ",
         )
 
-    def sending(index: int) -> None:
-        if ledger is not None:
-            ledger.record_sending(index, fingerprints[index], to_create[index])
 
-    def keep(outcome: CreateOutcome) -> None:
-        index = outcome.index
-        if outcome.response is not None:
-            if ledger is not None:
-                ledger.record(index, fingerprints[index], **outcome.response)
-            count_sent(hook, to_create[index])
-        elif outcome.error is not None and not classify(outcome.error, CREATE_ACTION).created_nothing:
-            entry = possibly_created_entry(outcome.error, to_create[index], fingerprints[index])
-            outcome.possibly_created = entry
-            outcome.count = ledger.record_possibly_created(index, fingerprints[index], entry) if ledger else 1
-        elif ledger is not None:
-            ledger.record_not_created(index, fingerprints[index])
+def _take_all(submitter: BatchSubmitter, total: int, run: BatchRun, logger: Any, log_duplicate: Any) -> None:
+    """
+    Record every outcome of ``submitter`` in ``run`` as it comes, stopping it once ``run`` is stopped.
 
-    submitter = BatchSubmitter(hook, limiter, to_create, on_outcome=keep, on_sending=sending)
-    progress = ProgressLog(len(to_create))
+    :param submitter: the creates to send.
+    :param total: how many items it sends, for the progress log.
+    :param run: this try's state of every item, updated in place.
+    :param logger: the operator's logger.
+    :param log_duplicate: logs the WARNING naming a create that may have created a task.
+    """
+    progress = ProgressLog(total)
     consecutive = 0
     outcomes = submitter.__iter__()
     try:
@@ -288,8 +377,6 @@ def submit_batch(
         # threads record them in the ledger.
         submitter.stop()
         outcomes.close()
-    if run.stopped is not None:
-        logger.error("Not all items were sent: %s", run.stopped)
 
 
 def _take(outcome: CreateOutcome, run: BatchRun, consecutive: int, logger: Any, log_duplicate: Any) -> int:
@@ -333,4 +420,5 @@ __all__ = [
     "BatchSubmitter",
     "CreateOutcome",
     "submit_batch",
+    "submit_missing",
 ]

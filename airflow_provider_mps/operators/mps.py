@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
@@ -267,56 +267,17 @@ class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):
         unless ``resubmit_on_retry`` (:mod:`~airflow_provider_mps.operators._possibly_created`).
         """
         # Imported here, as in get_job_status: parsing a DAG file does not need the exceptions.
-        from airflow_provider_mps.core.api import CREATE_ACTION
-        from airflow_provider_mps.core.errors import Handling, classify
-        from airflow_provider_mps.exceptions import MpsError
-        from airflow_provider_mps.operators import _possibly_created as possibly, _spend
-        from airflow_provider_mps.validation import to_api_params
+        from airflow_provider_mps.operators._mps_submit import submit_task
 
-        store, key = try_record(context, durable=self.durable), POSSIBLY_CREATED_KEY
-        policy = {"store": store, "key": key, "resubmit_on_retry": self.resubmit_on_retry, "log": self.log}
-        possibly.check_earlier_creates(fingerprint=self._fingerprint, **policy)
-        # Reserved before sending, and only here: a retry that re-attaches never reaches this method.
-        _spend.reserve(
-            self.hook, [self._request], what=_spend.what_creates("the create of task", self.task_id, context)
+        job = submit_task(
+            self,
+            context,
+            request=self._request,
+            fingerprint=self._fingerprint,
+            possibly_created_key=POSSIBLY_CREATED_KEY,
         )
-        # Written ahead: a worker killed before the TaskId is stored leaves this record behind.
-        sending = possibly.record_sending(store, key, self._request, self._fingerprint)
-        # The hook logs the TaskId and RequestId; what a failure means is decided here, once.
-        try:
-            response = self.hook.submit_request(to_api_params(self._request))
-        except MpsError as error:
-            possibly.take_back_sending(store, key, sending)
-            if classify(error, CREATE_ACTION) is Handling.REFUSED:
-                raise AirflowFailException(
-                    f"{error} The service refused the request's parameters; the same request cannot "
-                    "succeed on a retry, so the task fails without retrying."
-                ) from error
-            possibly.check_failed_create(
-                error,
-                request=self._request,
-                fingerprint=self._fingerprint,
-                conn_id=self.mps_conn_id,
-                **policy,
-            )
-            raise
-        except Exception:
-            # Not the SDK's: the hook failed before sending (no such connection, a bad one), which
-            # stays retryable.  A kill or a task timeout (BaseException) leaves the record.
-            possibly.take_back_sending(store, key, sending)
-            raise
-        job: dict[str, Any] = {
-            "TaskId": response["TaskId"],
-            "RequestId": response["RequestId"],
-            "Fingerprint": self._fingerprint,
-        }
-        if store is not None:
-            # At once: ResumableJobMixin stores it too, but only after this method returned.
-            store.set(self.external_id_key, job)
-        possibly.take_back_sending(store, key, sending)
-        _spend.count_sent(self.hook, self._request)
         self._job = job
-        context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=response["RequestId"])
+        context["ti"].xcom_push(key=REQUEST_ID_XCOM_KEY, value=job["RequestId"])
         return job
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:

@@ -225,32 +225,10 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> JsonValue:
         """Create every item that has no task of an earlier try to reuse; return the batch's summary."""
-        from airflow_provider_mps.core.api import CREATE_ACTION
-        from airflow_provider_mps.operators import _spend
-        from airflow_provider_mps.operators._mps_batch_submit import submit_batch
-        from airflow_provider_mps.utils.rate_limit import RateLimiter, headroom_for
+        from airflow_provider_mps.operators._mps_batch_submit import submit_missing
 
         run = self._resume(context)
-        to_create = {
-            index: request
-            for index, request in enumerate(self._requests)
-            if run.task_ids[index] is None and index not in run.failures
-        }
-        if to_create:
-            # The whole count at once, before the first create: if the budget cannot cover every
-            # item, nothing is sent.  Items re-attached to an earlier try's tasks reserve nothing.
-            _spend.reserve(
-                self.hook,
-                list(to_create.values()),
-                what=_spend.what_creates(f"the {len(to_create)} item(s) of the batch", self.task_id, context),
-            )
-            self.log.info(
-                "Submitting %s MPS AIGC image task(s) at up to %s/s.", len(to_create), self.rate_limit
-            )
-            # The batch's own spacing; each create also waits at the process's limiter of the account.
-            limiter = RateLimiter(self.rate_limit, headroom=headroom_for(CREATE_ACTION))
-            self.hook.get_conn()  # the connection is read on this thread: the workers only send
-            submit_batch(self.hook, limiter, to_create, self._fingerprints, self._ledger, run, self.log)
+        submit_missing(self, context, run, self._requests, self._fingerprints, self._ledger)
         return {"Items": len(self._requests)}
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
@@ -384,33 +362,17 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
         return returned
 
     def _finish(self, context: Context, run: BatchRun) -> list[str | None]:
-        from airflow_provider_mps.operators._mps_batch import too_many_failures_error
-        from airflow_provider_mps.operators._mps_batch_resume import possibly_created_failure
+        from airflow_provider_mps.operators._mps_batch import raise_for_outcome
 
         returned = self._push(context, run, run.image_urls)
-        failures, count = run.failures, len(run.task_ids)
-        no_retry_can_help = possibly_created_failure(run, count, self.max_failed_items)
-        if no_retry_can_help is not None and not self.resubmit_on_retry:
-            if run.stopped is not None:
-                raise type(no_retry_can_help)(f"Not all items were sent: {run.stopped} {no_retry_can_help}")
-            raise no_retry_can_help
-        if run.stopped is not None:
-            from airflow_provider_mps.operators._reattach import what_a_retry_does
-
-            retry = what_a_retry_does(durable=self.durable)
-            raise MpsError(
-                f"Not all items were sent: {run.stopped} {len(failures)} of {count} items failed; every "
-                f"failure is in the 'failures' XCom. {retry}"
-            )
-        if self._too_many(failures):
-            raise too_many_failures_error(failures, count, self.max_failed_items)
-        if failures:
-            self.log.warning(
-                "%s of %s items failed (at most %s allowed); see the 'failures' XCom.",
-                len(failures),
-                count,
-                self.max_failed_items,
-            )
+        count = len(run.task_ids)
+        raise_for_outcome(
+            run,
+            max_failed_items=self.max_failed_items,
+            resubmit_on_retry=self.resubmit_on_retry,
+            durable=self.durable,
+            logger=self.log,
+        )
         # On 3.3 the ledger stays: Airflow drops it once the task instance succeeded, when [state_store]
         # clear_on_success is set.  Before 3.3 its Variables go now (docs/failure-behaviour.md).
         from airflow_provider_mps.operators._mps_batch_ledger import BatchLedger
