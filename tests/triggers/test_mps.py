@@ -7,17 +7,11 @@ import time
 import pytest
 
 from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
-from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 
 CONN_ID = "tencentcloud_mps_default"
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limiters():
-    """Each test starts with no limiter, so a rate lowered by one test does not slow the next."""
-    clear_rate_limiters()
-    yield
-    clear_rate_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
 def _trigger(mps_task_id: str, *, poll_interval: float = 0.05, within: float = 10.0, **kwargs):

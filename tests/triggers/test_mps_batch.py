@@ -9,16 +9,11 @@ import pytest
 
 from airflow_provider_mps.exceptions import MpsError
 from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger, validate_tasks_trigger_event
-from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 
 CONN_ID = "tencentcloud_mps_default"
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limiters():
-    clear_rate_limiters()
-    yield
-    clear_rate_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
 def _trigger(task_ids: list[str], *, poll_interval: float = 0.05, within: float = 10.0, **kwargs):

@@ -18,7 +18,6 @@ import pytest
 
 from airflow_provider_mps.hooks.mps import MpsHook
 from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger, MpsAigcImageTaskTrigger
-from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
@@ -27,11 +26,7 @@ if TYPE_CHECKING:
 CONN_ID = "tencentcloud_mps_default"
 
 
-@pytest.fixture(autouse=True)
-def fresh_rate_limiters():
-    clear_rate_limiters()
-    yield
-    clear_rate_limiters()
+pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
 def _on_event_loop_thread() -> bool:

@@ -19,25 +19,23 @@ from airflow.triggers.base import StartTriggerArgs
 TRIGGERS = int(os.environ.get("MPS_LOAD_TRIGGERS", "1000"))
 
 
-class WaitForMpsFromStart(BaseOperator):
-    """Wait for the MPS task ``MPS_LOAD_TASK_ID`` in the triggerer from the start; return the event."""
-
-    start_from_trigger = True
-    start_trigger_args = StartTriggerArgs(
-        trigger_cls="airflow_provider_mps.triggers.mps.MpsAigcImageTaskTrigger",
-        trigger_kwargs={
-            "mps_task_id": os.environ.get("MPS_LOAD_TASK_ID", "unset"),
-            "mps_conn_id": "tencentcloud_mps_default",
-            "poll_interval": 600.0,
-            "end_time": float(os.environ.get("MPS_LOAD_END_TIME", "0")),
-            "rate_limit": 20.0,
-        },
+def from_start(trigger_cls: str, **trigger_kwargs: Any) -> StartTriggerArgs:
+    """Run ``trigger_cls`` from the start, resuming in ``execute_complete``, with no timeout."""
+    return StartTriggerArgs(
+        trigger_cls=trigger_cls,
+        trigger_kwargs=trigger_kwargs,
         next_method="execute_complete",
         next_kwargs=None,
         timeout=None,
     )
 
-    def __init__(self, *, index: int, **kwargs: Any) -> None:
+
+class DeferredFromStart(BaseOperator):
+    """A task that starts deferred (its class says with which trigger) and returns the event."""
+
+    start_from_trigger = True
+
+    def __init__(self, *, index: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.index = index
 
@@ -45,40 +43,31 @@ class WaitForMpsFromStart(BaseOperator):
         return event
 
 
-class WaitForTheYear2100FromStart(BaseOperator):
+class WaitForMpsFromStart(DeferredFromStart):
+    """Wait for the MPS task ``MPS_LOAD_TASK_ID`` in the triggerer."""
+
+    start_trigger_args = from_start(
+        "airflow_provider_mps.triggers.mps.MpsAigcImageTaskTrigger",
+        mps_task_id=os.environ.get("MPS_LOAD_TASK_ID", "unset"),
+        mps_conn_id="tencentcloud_mps_default",
+        poll_interval=600.0,
+        end_time=float(os.environ.get("MPS_LOAD_END_TIME", "0")),
+        rate_limit=20.0,
+    )
+
+
+class WaitForTheYear2100FromStart(DeferredFromStart):
     """The baseline: Airflow's own ``DateTimeTrigger``, which does nothing until its moment."""
 
-    start_from_trigger = True
-    start_trigger_args = StartTriggerArgs(
-        trigger_cls="airflow.triggers.temporal.DateTimeTrigger",
-        trigger_kwargs={"moment": datetime(2100, 1, 1, tzinfo=timezone.utc)},
-        next_method="execute_complete",
-        next_kwargs=None,
-        timeout=None,
+    start_trigger_args = from_start(
+        "airflow.triggers.temporal.DateTimeTrigger", moment=datetime(2100, 1, 1, tzinfo=timezone.utc)
     )
 
-    def __init__(self, *, index: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.index = index
 
-    def execute_complete(self, context: Any, event: Any = None) -> Any:
-        return event
-
-
-class BlockTheTriggerer(BaseOperator):
+class BlockTheTriggerer(DeferredFromStart):
     """Run the control trigger, which holds the triggerer's event loop for a second."""
 
-    start_from_trigger = True
-    start_trigger_args = StartTriggerArgs(
-        trigger_cls="tests.load._blocking_trigger.BlockingTrigger",
-        trigger_kwargs={"seconds": 1.0},
-        next_method="execute_complete",
-        next_kwargs=None,
-        timeout=None,
-    )
-
-    def execute_complete(self, context: Any, event: Any = None) -> Any:
-        return event
+    start_trigger_args = from_start("tests.load._blocking_trigger.BlockingTrigger", seconds=1.0)
 
 
 with DAG("mps_many_deferred", schedule=None, catchup=False, max_active_tasks=TRIGGERS):
