@@ -21,7 +21,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Hashable
+    from collections.abc import Callable, Coroutine, Hashable
 
 #: How long a finished read serves new hooks, in seconds.
 FRESH_SECONDS = 10.0
@@ -48,7 +48,7 @@ _reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Rea
 _lock = threading.Lock()
 
 
-async def shared_read(key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
+async def shared_read(key: Hashable, read: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """
     Return what ``read`` returns for ``key`` on the running loop, reading at most once meanwhile.
 
@@ -64,12 +64,8 @@ async def shared_read(key: Hashable, read: Callable[[], Awaitable[Any]]) -> Any:
         per_loop = _reads.setdefault(loop, {})
         entry = per_loop.get(key)
         if entry is None or not entry.serves(now):
-            entry = per_loop[key] = _Read(now, loop.create_task(_call(read)))
+            entry = per_loop[key] = _Read(now, loop.create_task(read()))
     return await asyncio.shield(entry.result)
-
-
-async def _call(read: Callable[[], Awaitable[Any]]) -> Any:
-    return await read()
 
 
 def forget(loop: asyncio.AbstractEventLoop | None = None) -> None:

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+#: ``deferrable`` when not given, for both operators: ``[operators] default_deferrable``, read once,
+#: when the module is imported (as a signature's default would be).
+DEFAULT_DEFERRABLE = conf.getboolean("operators", "default_deferrable", fallback=False)
 #: The waiting knobs both operators check with :func:`~airflow_provider_mps.validation.check_wait`.
 WAIT_KNOBS = frozenset({"poll_interval", "timeout", "rate_limit"})
 #: What :func:`assign_given` leaves alone: not arguments (``self``, ``kwargs``), or set by :func:`start`.

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_mps.core.api import CREATE_ACTION
+from airflow_provider_mps.core.errors import Handling, classify
+from airflow_provider_mps.exceptions import MpsError
+from airflow_provider_mps.operators import _possibly_created as possibly, _spend
 from airflow_provider_mps.operators._try_record import try_record
+from airflow_provider_mps.validation import to_api_params
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -41,8 +46,6 @@ def submit_task(
     :param fingerprint: the request's fingerprint, kept with its TaskId.
     :param possibly_created_key: the store key of the creates whose outcome is unknown.
     """
-    from airflow_provider_mps.operators import _possibly_created as possibly, _spend
-
     store, key = try_record(context, durable=operator.durable), possibly_created_key
     policy = {
         "store": store,
@@ -88,12 +91,6 @@ def _send(
     :param policy: ``store``, ``key``, ``resubmit_on_retry`` and ``log`` of the possibly-created checks.
     :return: the service's ``{"TaskId", "RequestId"}``.
     """
-    from airflow_provider_mps.core.api import CREATE_ACTION
-    from airflow_provider_mps.core.errors import Handling, classify
-    from airflow_provider_mps.exceptions import MpsError
-    from airflow_provider_mps.operators import _possibly_created as possibly
-    from airflow_provider_mps.validation import to_api_params
-
     store, key = policy["store"], policy["key"]
     # The hook logs the TaskId and RequestId; what a failure means is decided here, once.
     try:

@@ -10,11 +10,18 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.links.mps import MpsAigcImageLink, MpsConsoleTaskLink
-from airflow_provider_mps.operators._create import WAIT_KNOBS, assign_given, defer, start, trigger_arguments
+from airflow_provider_mps.operators._create import (
+    DEFAULT_DEFERRABLE,
+    WAIT_KNOBS,
+    assign_given,
+    defer,
+    start,
+    trigger_arguments,
+)
 from airflow_provider_mps.operators._spend import check_cap
 from airflow_provider_mps.operators._try_record import execute_resumable, forget_on_success, try_record
 from airflow_provider_mps.validation import (
@@ -37,8 +44,6 @@ if TYPE_CHECKING:
 REQUEST_ID_XCOM_KEY = "request_id"
 #: Store key of the creates of this task whose outcome is unknown.
 POSSIBLY_CREATED_KEY = "mps_aigc_image_task.possibly_created"
-#: ``deferrable`` when not given: ``[operators] default_deferrable``, read when the module is imported.
-DEFAULT_DEFERRABLE = conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 class MpsCreateAigcImageTaskOperator(ResumableJobMixin, BaseOperator):

@@ -5,11 +5,18 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
 from airflow_provider_mps import DEFAULT_CONN_ID, IMAGE_URLS_XCOM_KEY, SERVICE_QUOTA_PER_SECOND
 from airflow_provider_mps.exceptions import MpsError
-from airflow_provider_mps.operators._create import WAIT_KNOBS, assign_given, defer, start, trigger_arguments
+from airflow_provider_mps.operators._create import (
+    DEFAULT_DEFERRABLE,
+    WAIT_KNOBS,
+    assign_given,
+    defer,
+    start,
+    trigger_arguments,
+)
 from airflow_provider_mps.operators._spend import check_cap
 from airflow_provider_mps.operators._try_record import execute_resumable, forget_on_success, try_record
 from airflow_provider_mps.validation import check_wait
@@ -41,8 +48,6 @@ DEFAULT_MAX_IMAGES = 5000
 SUBMITTED = "SUBMITTED"
 #: ``get_job_status`` of a batch with items to create (again): the retry submits those only.
 INCOMPLETE = "INCOMPLETE"
-#: ``deferrable`` when not given: ``[operators] default_deferrable``, read when the module is imported.
-DEFAULT_DEFERRABLE = conf.getboolean("operators", "default_deferrable", fallback=False)
 
 
 class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
