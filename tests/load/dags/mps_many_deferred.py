@@ -65,9 +65,9 @@ class WaitForTheYear2100FromStart(DeferredFromStart):
 
 
 class BlockTheTriggerer(DeferredFromStart):
-    """Run the control trigger, which holds the triggerer's event loop for a second."""
+    """Run the control trigger, which holds the triggerer's event loop for three seconds."""
 
-    start_trigger_args = from_start("tests.load._blocking_trigger.BlockingTrigger", seconds=1.0)
+    start_trigger_args = from_start("tests.load._blocking_trigger.BlockingTrigger", seconds=3.0)
 
 
 with DAG("mps_many_deferred", schedule=None, catchup=False, max_active_tasks=TRIGGERS):
