@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_mps import CONFIG_SECTION
+from airflow_provider_mps.core.fields import check_count
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsNetworkError
 from airflow_provider_mps.utils.shared_quota import (
     NAMESPACE,
@@ -135,12 +136,9 @@ def check_max_images(count: int, max_images: int | None, field: str) -> None:
     :raises MpsInvalidParameterError: (no Airflow retries) when ``max_images`` is not a whole number
         of at least 1, or ``count`` is over it.
     """
+    check_count("max_images", max_images, minimum=1, what="images", none="no cap")
     if max_images is None:
         return
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
-        raise MpsInvalidParameterError(
-            "max_images", "must be a whole number of images of at least 1, or None for no cap.", max_images
-        )
     if count > max_images:
         raise MpsInvalidParameterError(
             field,

@@ -52,6 +52,24 @@ def invalid(field: str, rule: str, value: object) -> MpsInvalidParameterError:
     return MpsInvalidParameterError(field, rule + ".", value)
 
 
+def check_count(field: str, value: object, *, minimum: int, what: str = "", none: str = "") -> None:
+    """
+    Refuse ``value`` unless it is a whole number of at least ``minimum`` (``True`` is not one).
+
+    :param field: the argument's name, named in the error.
+    :param value: the value given.
+    :param minimum: the smallest count allowed.
+    :param what: what is counted, e.g. ``"images"``, or ``""``.
+    :param none: what ``None`` means, e.g. ``"no limit"``, when ``None`` is allowed; ``""``: it is not.
+    :raises MpsInvalidParameterError: naming ``field`` and the rule.
+    """
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        rule = f"must be a whole number{' of ' + what if what else ''}, {minimum} or more"
+        raise invalid(field, rule + (f", or None for {none}" if none else ""), value)
+
+
 def unlisted(field: str, rule: str, value: object, *, strict: bool, quiet: bool) -> None:
     """
     Handle a value outside an enumeration the documentation lists today.

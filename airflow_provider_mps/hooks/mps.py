@@ -22,6 +22,7 @@ from airflow_provider_mps.core.api import (
     parse_test_connection_response,
 )
 from airflow_provider_mps.core.errors import Handling, classify
+from airflow_provider_mps.core.fields import check_count
 from airflow_provider_mps.core.retry import RetryPolicy, acall_with_retries, call_with_retries
 from airflow_provider_mps.core.status import (
     SUCCESS_STATUSES,
@@ -87,10 +88,7 @@ class MpsHook(BaseHook):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(retry_limit, bool) or not isinstance(retry_limit, int) or retry_limit < 0:
-            from airflow_provider_mps.exceptions import MpsInvalidParameterError
-
-            raise MpsInvalidParameterError("retry_limit", "must be a whole number, 0 or more.", retry_limit)
+        check_count("retry_limit", retry_limit, minimum=0)
         check_seconds("retry_delay", retry_delay, minimum=0)
         check_rate_limit(rate_limit, optional=True)
         self.mps_conn_id = mps_conn_id

@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow_provider_mps.core.api import CREATE_ACTION
 from airflow_provider_mps.core.errors import REFUSED_CODES, Handling, classify, has_code
+from airflow_provider_mps.core.fields import check_count
 from airflow_provider_mps.core.status import is_done, is_final
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError, MpsTaskTimeoutError
 from airflow_provider_mps.validation import (
@@ -178,10 +179,7 @@ def check_max_failed_items(value: object) -> None:
     :param value: the batch operator's argument.
     :raises MpsInvalidParameterError: naming ``max_failed_items``.
     """
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise MpsInvalidParameterError(
-            "max_failed_items", "must be a whole number, 0 or more, or None for no limit.", value
-        )
+    check_count("max_failed_items", value, minimum=0, none="no limit")
 
 
 def item_failure(

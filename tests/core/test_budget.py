@@ -71,8 +71,10 @@ def test_the_spend_guard_loads_no_hook_operator_trigger_or_sdk():
     loaded = set(ast.literal_eval(result.stdout.splitlines()[-1]))
     assert loaded - {"airflow_provider_mps.get_provider_info"} == {
         "airflow_provider_mps",
+        "airflow_provider_mps.capabilities",  # the service's limits, plain data (for core.fields)
         "airflow_provider_mps.core",
         "airflow_provider_mps.core.budget",
+        "airflow_provider_mps.core.fields",  # the one whole-number rule, for max_images
         "airflow_provider_mps.core.metrics",
         "airflow_provider_mps.exceptions",
         "airflow_provider_mps.utils",
@@ -106,7 +108,7 @@ def test_a_cap_that_is_not_a_whole_number_of_at_least_one_is_refused(max_images)
         check_max_images(1, max_images, "output_image_count")
 
     assert (raised.value.field, raised.value.value) == ("max_images", max_images)
-    assert raised.value.rule == "must be a whole number of images of at least 1, or None for no cap."
+    assert raised.value.rule == "must be a whole number of images, 1 or more, or None for no cap."
 
 
 # -- where the budget is set ----------------------------------------------------------------------
