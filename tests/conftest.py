@@ -20,6 +20,8 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from airflow_provider_mps.exceptions import MpsInvalidParameterError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = REPO_ROOT / "dags_examples"
 
@@ -82,6 +84,16 @@ def fresh_interpreter_json(script: str, *args: str) -> Any:
     )
     assert process.returncode == 0, process.stderr
     return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def refusal(fields: dict[str, Any], **kwargs: Any) -> MpsInvalidParameterError:
+    """The error ``build_aigc_image_request(fields, **kwargs)`` refuses the request with."""
+    from airflow_provider_mps.exceptions import MpsInvalidParameterError
+    from airflow_provider_mps.validation import build_aigc_image_request
+
+    with pytest.raises(MpsInvalidParameterError) as raised:
+        build_aigc_image_request(fields, **kwargs)
+    return raised.value
 
 
 def run_dag(dag, **test_kwargs):

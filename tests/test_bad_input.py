@@ -14,6 +14,9 @@ may add the connection between tries); the row records that.  Before Airflow 3.3
 operator refuses its own retry (it cannot know that the first try created nothing), so there the
 row's second try fails with that refusal instead.  Rows marked ``xfail`` describe a known gap (see
 their reason); they flip to passing when it is fixed.
+
+The parse-time rows are in ``test_bad_input_at_parse.py``, two unusable destinations of the
+transfer in ``test_bad_input_destination.py``; the rows' helpers are in ``_bad_input.py``.
 """
 
 from __future__ import annotations
@@ -21,47 +24,38 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 import pytest
-from airflow.providers.common.compat.sdk import (
-    DAG,
-    AirflowException,
-    BaseSensorOperator,
-    get_listener_manager,
-    hookimpl,
-    task,
-)
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_mps.emulator.pytest_plugin import CONNECTION_ENV, EmulatorHandle
-from airflow_provider_mps.exceptions import MpsInvalidParameterError
-from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
-from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
+from tests._bad_input import (
+    BAD,
+    PROMPT_RULE,
+    RETRIES,
+    BadInput,
+    FailureRecorder,
+    Upstream,
+    invalid,
+    op,
+    operator_row,
+    row_param,
+    sensor,
+    sensor_row,
+    transfer,
+    transfer_row,
+)
 from tests.operators._airflow_records import task_states
 from tests.operators._dag_runs import run_dag
+from tests.test_bad_input_at_parse import PARSE_ROWS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 DAG_ID = "bad_input_table"
-
-
-def _sensor_argument_error() -> str:
-    """What Airflow's own check of sensor arguments raises: AirflowException to 3.1, ValueError on 3.3."""
-    try:
-        BaseSensorOperator(task_id="probe", poke_interval=-1)
-    except Exception as error:
-        return type(error).__name__
-    raise AssertionError("Airflow accepted a negative poke_interval.")
-
-
-SENSOR_ARGUMENT_ERROR = _sensor_argument_error()
-RETRIES = 2
-BAD = "MpsInvalidParameterError"
 CREDS = "MpsConnectionConfigError"
 PARAMS = {
     "blank": "",
@@ -82,99 +76,11 @@ ENDPOINT_RULE = (
     "must be a full http:// or https:// URL with a host and no path, query or credentials, such as "
     "https://mps.tencentcloudapi.com or http://127.0.0.1:9100 for the local emulator."
 )
-PROMPT_RULE = "a prompt or at least one reference image (image_infos) is required."
-SECONDS_RULE = "must be a number of seconds greater than 0."
 BLANK_TASK_ID_RULE = "must be a non-empty MPS TaskId, not blank."
 REGION_RULE = (
     "must be a Tencent Cloud region name in lower case, such as ap-guangzhou, na-siliconvalley or "
     "ap-shanghai-fsi."
 )
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """XComArgs of the DAG's helper tasks, for rows whose bad value comes from an upstream task."""
-
-    a_dict: Any = None
-    nothing: Any = None
-
-
-@dataclass(frozen=True)
-class BadInput:
-    """
-    One bad input.
-
-    :param id: the row's name, also its Airflow task id.
-    :param target: what is given the bad value: operator, sensor, transfer or connection.
-    :param at: ``parse`` (refused when the operator is built) or ``run`` (refused when it runs).
-    :param make: builds the Airflow task (inside the DAG) from the upstream XComArgs.
-    :param error: the exception class name.
-    :param message: the exact message; a ``re:`` prefix makes it a full-match regex.
-    :param retried: Airflow retries the task (only a missing connection); before Airflow 3.3 a create
-        operator's retry then fails with the operator's refusal to create again.
-    :param connection: fields of the row's own connection ``bad_<id>`` (the emulator's plus these).
-    :param xfail: why the row fails today, if it does.
-    """
-
-    id: str
-    target: str
-    at: str
-    make: Callable[[Upstream], Any]
-    error: str
-    message: str
-    retried: bool = False
-    connection: dict[str, Any] | None = None
-    xfail: str | None = None
-
-    @property
-    def conn_id(self) -> str:
-        return f"bad_{self.id}"
-
-
-def op(row_id: str, **kwargs: Any) -> Callable[[Upstream], Any]:
-    """A create operator named ``row_id`` (kwargs may be functions of the upstream XComArgs)."""
-
-    def make(up: Upstream) -> Any:
-        values = {key: value(up) if callable(value) else value for key, value in kwargs.items()}
-        values.setdefault("prompt", "a lighthouse")
-        return MpsCreateAigcImageTaskOperator(task_id=row_id, **values)
-
-    return make
-
-
-def sensor(row_id: str, **kwargs: Any) -> Callable[[Upstream], Any]:
-    def make(up: Upstream) -> Any:
-        values = {key: value(up) if callable(value) else value for key, value in kwargs.items()}
-        values.setdefault("poke_interval", 0.1)
-        values.setdefault("timeout", 30)
-        return MpsAigcImageTaskSensor(task_id=row_id, **values)
-
-    return make
-
-
-def transfer(row_id: str, **kwargs: Any) -> Callable[[Upstream], Any]:
-    def make(up: Upstream) -> Any:
-        values = {key: value(up) if callable(value) else value for key, value in kwargs.items()}
-        values.setdefault("mps_task_id", "1-AigcImage-0123456789abcdef0123456789abcdef")
-        values.setdefault("destination", "file:///tmp/mps-bad-input-never-written")
-        return MpsAigcImagesToObjectStorageOperator(task_id=row_id, **values)
-
-    return make
-
-
-def operator_row(row_id: str, at: str, message: str, **kwargs: Any) -> BadInput:
-    """A row giving the create operator ``row_id`` the bad ``kwargs`` (see :func:`op`)."""
-    return BadInput(row_id, "operator", at, op(row_id, **kwargs), BAD, message)
-
-
-def sensor_row(row_id: str, at: str, message: str, *, error: str = BAD, **kwargs: Any) -> BadInput:
-    """A row giving the sensor ``row_id`` the bad ``kwargs`` (see :func:`sensor`)."""
-    return BadInput(row_id, "sensor", at, sensor(row_id, **kwargs), error, message)
-
-
-def transfer_row(row_id: str, at: str, message: str, **kwargs: Any) -> BadInput:
-    """A row giving the transfer ``row_id`` the bad ``kwargs`` (see :func:`transfer`)."""
-    return BadInput(row_id, "transfer", at, transfer(row_id, **kwargs), BAD, message)
 
 
 def connection_row(
@@ -205,10 +111,6 @@ def extra_row(
     return connection_row(row_id, task_, message, {"extra": {extra: value}}, **kwargs)
 
 
-def invalid(field_: str, shown: str, rule: str) -> str:
-    return f"Invalid {field_} {shown}: {rule}"
-
-
 def conn_message(row_id: str, extra: str, shown: str, rule: str) -> str:
     return invalid(f"extra '{extra}' of connection 'bad_{row_id}'", shown, rule)
 
@@ -216,7 +118,7 @@ def conn_message(row_id: str, extra: str, shown: str, rule: str) -> str:
 LONG_ASCII_SHOWN = "'" + "x" * 76 + "..."
 LONG_CJK_SHOWN = "'" + "画" * 76 + "..."
 
-BAD_INPUTS: list[BadInput] = [
+RUN_ROWS: list[BadInput] = [
     # -- operator: values from templates and XComs, refused when the task runs ---------------
     operator_row(
         "op_empty_prompt_and_no_images",
@@ -321,99 +223,6 @@ BAD_INPUTS: list[BadInput] = [
         invalid("region", "'AP_GUANGZHOU'", REGION_RULE),
         region="{{ params.bad_region }}",
     ),
-    # -- operator: literal values, refused when the DAG file is parsed -------------------------
-    operator_row(
-        "op_rate_limit_zero",
-        "parse",
-        invalid("rate_limit", "0", "must be a number of requests per second greater than 0."),
-        rate_limit=0,
-    ),
-    operator_row(
-        "op_poll_interval_zero",
-        "parse",
-        invalid("poll_interval", "0", SECONDS_RULE),
-        poll_interval=0,
-    ),
-    operator_row(
-        "op_poll_interval_negative",
-        "parse",
-        invalid("poll_interval", "-5", SECONDS_RULE),
-        poll_interval=-5,
-    ),
-    operator_row(
-        "op_timeout_zero",
-        "parse",
-        invalid("timeout", "0", SECONDS_RULE),
-        timeout=0,
-    ),
-    operator_row(
-        "op_timeout_negative",
-        "parse",
-        invalid("timeout", "-1.5", SECONDS_RULE),
-        timeout=-1.5,
-    ),
-    operator_row(
-        "op_literal_blank_prompt",
-        "parse",
-        invalid("prompt", "None", PROMPT_RULE),
-        prompt="  ",
-    ),
-    operator_row(
-        "op_cos_bucket_without_region",
-        "parse",
-        invalid(
-            "store_cos_param",
-            "{'CosBucketName': 'images-1250000000'}",
-            "needs CosBucketName and CosBucketRegion together; CosBucketRegion is missing.",
-        ),
-        store_cos_param={"CosBucketName": "images-1250000000"},
-    ),
-    operator_row(
-        "op_logo_add_not_0_or_1",
-        "parse",
-        invalid("extra_parameters.LogoAdd", "2", "must be 0 (no watermark) or 1 (add the watermark)."),
-        extra_parameters={"LogoAdd": 2},
-    ),
-    operator_row(
-        "op_unknown_extra_parameter",
-        "parse",
-        invalid(
-            "extra_parameters",
-            "{'Size': '1K'}",
-            "has the unknown key 'Size'; the known keys are AspectRatio, Resolution, LogoAdd, OutputFormat.",
-        ),
-        extra_parameters={"Size": "1K"},
-    ),
-    operator_row(
-        "op_size_out_of_range_for_the_model",
-        "parse",
-        invalid(
-            "additional_parameters.size",
-            "'4096x4096'",
-            "must have width and height between 512 and 2048 pixels for Hunyuan 3.0.",
-        ),
-        model_name="Hunyuan",
-        model_version="3.0",
-        additional_parameters={"size": "4096x4096"},
-    ),
-    operator_row(
-        "op_aspect_ratio_the_model_lacks",
-        "parse",
-        invalid(
-            "extra_parameters.AspectRatio",
-            "'5:4'",
-            "must be one of 16:9, 9:16, 1:1, 4:3, 3:4, 3:2, 2:3, 21:9 for Kling.",
-        ),
-        model_name="Kling",
-        extra_parameters={"AspectRatio": "5:4"},
-        strict_validation=True,
-    ),
-    operator_row(
-        "op_image_info_without_url",
-        "parse",
-        invalid("image_infos[0]", "{'ReferenceType': 'style'}", "needs an ImageUrl."),
-        image_infos=[{"ReferenceType": "style"}],
-    ),
     # -- sensor ---------------------------------------------------------------------------------
     sensor_row(
         "sensor_task_id_rendered_none",
@@ -442,22 +251,6 @@ BAD_INPUTS: list[BadInput] = [
         invalid("mps_task_id", "{'not': 'a string'}", "must be an MPS TaskId string, not a dict."),
         mps_task_id=lambda up: up.a_dict,
     ),
-    sensor_row(
-        "sensor_negative_poke_interval",
-        "parse",
-        "Operator arg `poke_interval` must be timedelta object or a non-negative number",
-        error=SENSOR_ARGUMENT_ERROR,
-        mps_task_id="t",
-        poke_interval=-1,
-    ),
-    sensor_row(
-        "sensor_negative_timeout",
-        "parse",
-        "Operator arg `timeout` must be timedelta object or a non-negative number",
-        error=SENSOR_ARGUMENT_ERROR,
-        mps_task_id="t",
-        timeout=-1,
-    ),
     # -- transfer -------------------------------------------------------------------------------
     transfer_row(
         "transfer_blank_task_id",
@@ -470,18 +263,6 @@ BAD_INPUTS: list[BadInput] = [
         "run",
         invalid("destination", "''", "must be an object storage URL such as s3://bucket/path."),
         destination="{{ params.blank }}",
-    ),
-    transfer_row(
-        "transfer_zero_poll_interval",
-        "parse",
-        invalid("poll_interval", "0", SECONDS_RULE),
-        poll_interval=0,
-    ),
-    transfer_row(
-        "transfer_negative_timeout",
-        "parse",
-        invalid("timeout", "-1", SECONDS_RULE),
-        timeout=-1,
     ),
     # -- connection -----------------------------------------------------------------------------
     BadInput(
@@ -571,7 +352,7 @@ BAD_INPUTS: list[BadInput] = [
         error=CREDS,
     ),
 ]
-RUN_ROWS = [row for row in BAD_INPUTS if row.at == "run"]
+BAD_INPUTS = [*RUN_ROWS, *PARSE_ROWS]
 
 
 def _connection_json(emulator: EmulatorHandle, row: BadInput) -> str:
@@ -580,44 +361,6 @@ def _connection_json(emulator: EmulatorHandle, row: BadInput) -> str:
     connection["extra"].update(changes.pop("extra", {}))
     connection.update(changes)
     return json.dumps(connection)
-
-
-@dataclass(frozen=True)
-class TryFailure:
-    """One failed try, as the task's failure or retry callback saw it."""
-
-    task_id: str
-    try_number: int
-    error_type: str
-    message: str
-
-
-class FailureRecorder:
-    """
-    A listener recording each failed try's exception (``dag.test()`` runs listeners in-process).
-
-    Airflow's ``on_task_instance_failed`` listener receives the exception on every supported line,
-    where a failure callback's context lacks it under ``dag.test()`` before Airflow 3.2.
-    """
-
-    def __init__(self) -> None:
-        self.failures: list[TryFailure] = []
-
-    @hookimpl
-    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
-        self.failures.append(
-            TryFailure(task_instance.task_id, task_instance.try_number, type(error).__name__, str(error))
-        )
-
-    @contextmanager
-    def listening(self) -> Iterator[FailureRecorder]:
-        """Record while the block runs."""
-        manager = get_listener_manager()
-        manager.add_listener(self)
-        try:
-            yield self
-        finally:
-            manager.pm.unregister(self)
 
 
 @dataclass
@@ -679,22 +422,7 @@ def _matches(expected: str, message: str) -> bool:
     return expected == message
 
 
-def _param(row: BadInput) -> Any:
-    marks = [pytest.mark.xfail(strict=True, raises=AssertionError, reason=row.xfail)] if row.xfail else []
-    return pytest.param(row, id=row.id, marks=marks)
-
-
-@pytest.mark.parametrize("row", [_param(row) for row in BAD_INPUTS if row.at == "parse"])
-def test_literal_bad_value_is_refused_when_the_dag_is_parsed(row):
-    dag = DAG(f"bad_input_parse_{row.id}", schedule=None, start_date=pendulum.datetime(2025, 1, 1, tz="UTC"))
-    refusals = (MpsInvalidParameterError, ValueError, AirflowException)
-    with dag, pytest.raises(refusals, match=re.escape(row.message)) as raised:
-        row.make(Upstream())
-
-    assert (type(raised.value).__name__, str(raised.value)) == (row.error, row.message)
-
-
-@pytest.mark.parametrize("row", [_param(row) for row in RUN_ROWS])
+@pytest.mark.parametrize("row", [row_param(row) for row in RUN_ROWS])
 def test_bad_value_at_run_time_fails_the_task_with_one_clear_message(table_run, row):
     failures = table_run.failures.get(row.id, [])
     tries = RETRIES + 1 if row.retried else 1
@@ -721,57 +449,3 @@ def test_the_table_covers_every_class_and_the_connection():
     assert targets == {"operator", "sensor", "transfer", "connection"}
     assert len(BAD_INPUTS) >= 30
     assert len({row.id for row in BAD_INPUTS}) == len(BAD_INPUTS)
-
-
-@pytest.mark.parametrize("destination", ["parent_is_a_file", "unknown_scheme"])
-def test_unusable_destination_is_refused_before_the_service_is_polled(
-    airflow_home, mps_conn, tmp_path, destination
-):
-    from airflow_provider_mps.hooks.mps import MpsHook
-
-    mps_conn.configure(wait_seconds=0, run_seconds=0)
-    mps_task_id = MpsHook().create_aigc_image_task(prompt="a lighthouse")
-    a_file = tmp_path / "a-file"
-    a_file.write_text("not a folder")
-    url = {"parent_is_a_file": f"file://{a_file}/images", "unknown_scheme": "nosuch://bucket/images"}[
-        destination
-    ]
-    recorder = FailureRecorder()
-    with DAG(
-        f"bad_input_destination_{destination}",
-        schedule=None,
-        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-        default_args={"retries": RETRIES, "retry_delay": datetime.timedelta(0)},
-    ) as dag:
-        MpsAigcImagesToObjectStorageOperator(task_id="save", mps_task_id=mps_task_id, destination=url)
-
-    with recorder.listening():
-        run = run_dag(dag)
-
-    assert task_states(run.run_id, dag.dag_id) == {("save", -1): ("failed", 1)}
-    [failure] = recorder.failures
-    shown = str(MpsInvalidParameterError("destination", "", url))[: -len(": ")]
-    if destination == "unknown_scheme":
-        # Airflow's own reason closes the message: its wording differs by Airflow line.
-        from tests.transfers.test_mps_to_object_storage import unknown_scheme_reason
-
-        reason = unknown_scheme_reason(url)
-        assert (failure.error_type, failure.message) == (
-            "MpsInvalidParameterError",
-            f"{shown}: must be an object storage URL whose scheme has a filesystem in Airflow (file://, "
-            f"or s3://, gs://, ... with their provider installed); {reason}.",
-        )
-    else:
-        # The folder below the destination holds the DAG id, the run id and the TaskId.
-        assert failure.error_type == "MpsInvalidParameterError"
-        assert re.fullmatch(
-            re.escape(
-                f"{shown}: must be a local folder that can be created and written to; creating "
-                f"{a_file}/images/bad_input_destination_parent_is_a_file/"
-            )
-            + r"[^/]+/"
-            + re.escape(f"{mps_task_id} failed: Not a directory."),
-            failure.message,
-        ), failure.message
-    # The task was created by the test itself; the transfer never polled it.
-    assert [request["Action"] for request in mps_conn.requests()] == ["CreateAigcImageTask"]

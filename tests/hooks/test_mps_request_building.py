@@ -43,7 +43,7 @@ def test_sdk_request_model_serialises_back_to_the_same_params():
     assert sdk_request("CreateAigcImageTask", params)._serialize() == params
 
 
-# The rules themselves are tested in tests/test_validation.py: the hook has no checks of its own.
+# The rules themselves are tested in tests/test_validation*.py: the hook has no checks of its own.
 def refusal(build: Callable[[Any], Any], argument: Any) -> str:
     """The message of the :class:`MpsInvalidParameterError` that ``build(argument)`` raises."""
     with pytest.raises(MpsInvalidParameterError) as raised:

@@ -49,3 +49,14 @@ def capture_task_logs() -> Iterator[list[dict[str, Any]]]:
         finally:
             for logger in loggers:
                 logger.removeHandler(handler)
+
+
+def request_ids_from_logs(logs: list[str]) -> dict[str, str]:
+    """The RequestId of each create, by TaskId, from the hook's "Created MPS AIGC image task" lines."""
+    prefix = "info: Created MPS AIGC image task "
+    found = {}
+    for line in logs:
+        if line.startswith(prefix):
+            task_id, _, rest = line[len(prefix) :].partition(" (RequestId ")
+            found[task_id] = rest.rstrip(").")
+    return found

@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import DAG, task
 from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
 from tests.operators._airflow_records import task_states, xcoms
 from tests.operators._dag_runs import run_dag
-from tests.operators.test_mps import before_task_state_store, needs_task_state_store
+from tests.operators.conftest import before_task_state_store, needs_task_state_store
 from tests.operators.test_mps_dag_runs import stored_task_state, try_record_variables
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")

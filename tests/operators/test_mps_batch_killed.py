@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from tests.operators.test_mps import DictTaskStateStore
-from tests.operators.test_mps_batch import (
+from tests.operators._batch import (
     CREATE,
     created_by_prompt,
     creates,
     make_context,
     make_operator,
 )
+from tests.operators.conftest import DictTaskStateStore
 
 PROMPTS = [f"catalogue item {n}" for n in range(12)]
 

@@ -19,7 +19,7 @@ from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from tests.operators._airflow_records import task_states, xcoms
 from tests.operators._dag_runs import run_dag
-from tests.operators.test_mps import before_task_state_store, needs_task_state_store
+from tests.operators.conftest import before_task_state_store, needs_task_state_store
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 

@@ -1,7 +1,7 @@
 """
 The single operator's policy for creates whose outcome is unknown, and its checks of a stored TaskId.
 
-Driven directly (``execute`` with the small context of ``test_mps.py``) against the emulator: a create
+Driven directly (``execute`` with the small context of ``conftest.py``) against the emulator: a create
 that may have created a task fails the task without Airflow retries, recorded and named, unless
 ``resubmit_on_retry=True``; a stored TaskId is re-attached to only for the same rendered request.
 """
@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_mps.exceptions import MpsNetworkError, MpsTransientError
 from airflow_provider_mps.hooks.mps import MpsHook
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from tests.operators.test_mps import (
+from tests.operators.conftest import (
     STATE_KEY,
     DictTaskStateStore,
     kept_for_a_retry,

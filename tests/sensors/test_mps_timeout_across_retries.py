@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSki
 
 from airflow_provider_mps.hooks.mps import MpsHook
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
-from tests.operators.test_mps import DictTaskStateStore, RecordingTaskInstance, needs_task_state_store
+from tests.operators.conftest import DictTaskStateStore, RecordingTaskInstance, needs_task_state_store
 
 pytestmark = [needs_task_state_store, pytest.mark.usefixtures("fresh_rate_limiters")]
 

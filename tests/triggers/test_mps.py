@@ -286,7 +286,7 @@ def test_the_create_operators_rate_limit_reaches_its_trigger(mps_conn):
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-    from tests.operators.test_mps import make_context
+    from tests.operators.conftest import make_context
 
     operator = MpsCreateAigcImageTaskOperator(
         task_id="create",
