@@ -45,7 +45,7 @@ DAG_FILES: dict[str, Kind | str] = {
     "mps": Kind("airflow_provider_mps.operators.mps", "MpsCreateAigcImageTaskOperator", MPS_ARGS),
     "mps_batch": Kind(
         "airflow_provider_mps.operators.mps_batch",
-        "MpsCreateAigcImageTasksOperator",
+        "MpsCreateAigcImageBatchOperator",
         """requests="{{ ti.xcom_pull(task_ids='rows') }}", """
         'shared_fields={"model_name": "GEM", "extra_parameters": {"AspectRatio": "1:1"}}',
     ),

@@ -6,7 +6,7 @@ with the LocalExecutor, ``dag-processor`` and ``triggerer``, as separate process
 ``tests/integration/airflow_cluster.py``), one after the other, against the MPS emulator in its
 own process at the real quota of 20 ``CreateAigcImageTask`` per second:
 
-1. ``batch``: one ``MpsCreateAigcImageTasksOperator`` task submits all N prompts.  Its wall time
+1. ``batch``: one ``MpsCreateAigcImageBatchOperator`` task submits all N prompts.  Its wall time
    is measured inside the operator (``execute`` start to end) and divided by the quota bound
    N / 20 s; the DAG run's wall time (including Airflow starting the task) is shown beside it.
 2. ``mapped``: ``MpsCreateAigcImageTaskOperator.partial(pool=...).expand(prompt=...)``, one task
@@ -47,10 +47,10 @@ import time
 import pendulum
 from airflow.sdk import dag, task
 
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 
 
-class TimedBatch(MpsCreateAigcImageTasksOperator):
+class TimedBatch(MpsCreateAigcImageBatchOperator):
     """The batch operator, timing its own ``execute``."""
 
     def execute(self, context):

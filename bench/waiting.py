@@ -7,7 +7,7 @@ finish on its own; then the quota is set to 20 requests/s.  A separate process t
 runs the triggers in one asyncio loop, as Airflow's triggerer does:
 
 1. ``single``: one ``MpsAigcImageTaskTrigger`` per task (what N deferred single operators cost);
-2. ``batch``: one ``MpsAigcImageTasksTrigger`` for all N tasks (what one deferred batch costs).
+2. ``batch``: one ``MpsAigcImageBatchTrigger`` for all N tasks (what one deferred batch costs).
 
 Figures: describe requests per second seen by the emulator (never above the quota, and no
 ``RequestLimitExceeded``), detection latency (event time minus the time the task turned DONE)
@@ -146,7 +146,7 @@ def phase(
     kind: str, handle: Any, figures: Figures, *, count: int, poll_interval: float, spread: float, delay: float
 ) -> None:
     from airflow_provider_mps.core.api import DESCRIBE_ACTION
-    from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger, MpsAigcImageTaskTrigger
+    from airflow_provider_mps.triggers.mps import MpsAigcImageBatchTrigger, MpsAigcImageTaskTrigger
     from airflow_provider_mps.utils.rate_limit import clear_rate_limiters, headroom_for
 
     clear_rate_limiters()
@@ -170,7 +170,7 @@ def phase(
         ]
     else:
         triggers = [
-            MpsAigcImageTasksTrigger(
+            MpsAigcImageBatchTrigger(
                 mps_task_ids=task_ids,
                 mps_conn_id="tencentcloud_mps_default",
                 poll_interval=poll_interval,

@@ -4,7 +4,7 @@ Product photos for a whole catalogue (``data/catalogue.csv``, 300 rows) from one
 * ``load_catalogue`` reads the catalogue (the ``limit`` param keeps only its first rows, e.g. to
   try the DAG on a few products first);
 * ``build_requests`` writes one request per row;
-* ``generate_catalogue_images`` (``MpsCreateAigcImageTasksOperator``) creates every MPS task from
+* ``generate_catalogue_images`` (``MpsCreateAigcImageBatchOperator``) creates every MPS task from
   one Airflow task at the service quota of 20 requests per second (300 rows: about 15 s), then
   waits for all of them in the triggerer with a single trigger.  Up to ``max_failed_items`` rows
   may fail (each is listed in its ``failures`` XCom) before the task fails; a retry re-attaches to
@@ -30,7 +30,7 @@ from typing import Any
 import pendulum
 from airflow.providers.common.compat.sdk import Param, dag, task
 
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
 
 CATALOGUE_FILE = Path(__file__).resolve().parent / "data" / "catalogue.csv"
@@ -81,7 +81,7 @@ def example_mps_batch_catalogue() -> None:
         ]
 
     # [START howto_operator_mps_create_batch]
-    generate_catalogue_images = MpsCreateAigcImageTasksOperator(
+    generate_catalogue_images = MpsCreateAigcImageBatchOperator(
         task_id="generate_catalogue_images",
         requests=build_requests(load_catalogue()),
         shared_fields={

@@ -27,7 +27,7 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, Asset, Par
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 
 from airflow_provider_mps.capabilities import KNOWN_MODEL_NAMES, MAX_PROMPT_CHARACTERS
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from airflow_provider_mps.operators.review import REVISED_PROMPT_XCOM_KEY, MpsAigcImageReviewOperator
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
 
@@ -79,7 +79,7 @@ def example_mps_human_review() -> None:
         params = params or {}
         return [params["prompt"]] * int(params["candidates"])
 
-    create_candidates = MpsCreateAigcImageTasksOperator(
+    create_candidates = MpsCreateAigcImageBatchOperator(
         task_id="create_candidates",
         requests=candidate_requests(),
         shared_fields={"model_name": "{{ params.model_name }}", "output_image_count": 1},

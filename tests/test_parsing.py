@@ -18,7 +18,7 @@ import pytest
 from airflow.providers.common.compat.sdk import DAG, conf
 
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from airflow_provider_mps.sensors.mps import MpsAigcImageTaskSensor
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
 
@@ -31,7 +31,7 @@ CASES = {
         {"prompt": "Studio photo for {{ ds }}", "model_name": "GEM", "wait_for_completion": True},
         "prompt",
     ),
-    MpsCreateAigcImageTasksOperator: (
+    MpsCreateAigcImageBatchOperator: (
         {"requests": ["a cat", "a dog"], "shared_fields": {"model_name": "GEM"}},
         "requests",
     ),

@@ -1,7 +1,7 @@
 """
 Items, failures and per-try state of the batch operator.
 
-The operator is :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOperator`.
+The operator is :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageBatchOperator`.
 
 * :func:`prepare_batch_requests` turns the rendered ``requests`` (prompts or request dicts) and
   ``shared_fields`` into validated hook keyword arguments, refusing the whole batch before anything

@@ -1,5 +1,5 @@
 """
-How :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOperator` creates its tasks.
+How :class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageBatchOperator` creates its tasks.
 
 * :class:`~airflow_provider_mps.operators._mps_batch_ledger.BatchLedger` keeps, in the
   ``task_state_store`` (Airflow Variables before 3.3), that each item is being sent before its create
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_mps.hooks.mps import MpsHook
     from airflow_provider_mps.operators._mps_batch import BatchRun
-    from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+    from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
     from airflow_provider_mps.utils.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class ProgressLog:
 
 
 def submit_missing(
-    operator: MpsCreateAigcImageTasksOperator,
+    operator: MpsCreateAigcImageBatchOperator,
     context: Context,
     run: BatchRun,
     requests: list[dict[str, Any]],

@@ -2,7 +2,7 @@
 Operator creating a Tencent Cloud MPS AIGC image task, and optionally waiting for its images.
 
 The batch operator, creating many tasks from one Airflow task, is
-:class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageTasksOperator`.
+:class:`~airflow_provider_mps.operators.mps_batch.MpsCreateAigcImageBatchOperator`.
 """
 
 from __future__ import annotations

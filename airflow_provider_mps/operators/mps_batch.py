@@ -50,7 +50,7 @@ SUBMITTED = "SUBMITTED"
 INCOMPLETE = "INCOMPLETE"
 
 
-class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
+class MpsCreateAigcImageBatchOperator(ResumableJobMixin, BaseOperator):
     """
     Create one MPS AIGC image task per item of ``requests`` from a single Airflow task, at the quota.
 
@@ -83,7 +83,7 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
 
     Waiting: with ``wait_for_completion=True`` the operator waits until every task is ``DONE`` or
     ``FAIL`` (``deferrable=True``: in the triggerer, with one
-    :class:`~airflow_provider_mps.triggers.mps.MpsAigcImageTasksTrigger` for the whole batch), polling
+    :class:`~airflow_provider_mps.triggers.mps.MpsAigcImageBatchTrigger` for the whole batch), polling
     within the describe quota.
 
     XComs: ``return_value`` (unless ``do_xcom_push=False``) is the list of TaskIds in input order,
@@ -295,17 +295,17 @@ class MpsCreateAigcImageTasksOperator(ResumableJobMixin, BaseOperator):
     # -- waiting ------------------------------------------------------------------------------
 
     def _trigger(self, mps_task_ids: list[str]) -> Any:
-        from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger
+        from airflow_provider_mps.triggers.mps import MpsAigcImageBatchTrigger
 
-        return MpsAigcImageTasksTrigger(mps_task_ids=mps_task_ids, **trigger_arguments(self))
+        return MpsAigcImageBatchTrigger(mps_task_ids=mps_task_ids, **trigger_arguments(self))
 
     def _complete(self, context: Context, event: dict[str, Any] | None, run: BatchRun) -> list[str | None]:
         from airflow_provider_mps.core.status import is_final
         from airflow_provider_mps.operators._mps_batch import record_wait_results
-        from airflow_provider_mps.triggers.mps import validate_tasks_trigger_event
+        from airflow_provider_mps.triggers.mps import validate_batch_trigger_event
 
         try:
-            outcome = validate_tasks_trigger_event(event, mps_task_ids=run.pending())
+            outcome = validate_batch_trigger_event(event, mps_task_ids=run.pending())
         except MpsError:
             self._push(context, run, image_urls=None)
             raise

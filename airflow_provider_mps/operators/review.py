@@ -232,7 +232,7 @@ class MpsAigcImageReviewOperator(HITLOperator):
     Each MPS task is one candidate (option ``Candidate 1``, ``Candidate 2``, ...), shown with its
     images inline in Browse > Required Actions, with the prompt, the model and the TaskIds; a
     person chooses several, or :data:`REJECT_OPTION` with a revised prompt.  Create one task per
-    candidate (``MpsCreateAigcImageTasksOperator`` with ``output_image_count=1``) so that choosing a
+    candidate (``MpsCreateAigcImageBatchOperator`` with ``output_image_count=1``) so that choosing a
     candidate keeps exactly its image: the transfer saves every image of a TaskId.
 
     XComs: ``return_value`` is the list of the chosen candidates' TaskIds, in candidate order, empty

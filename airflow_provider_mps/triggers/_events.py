@@ -3,8 +3,8 @@ The check every ``execute_complete`` runs on a trigger event: never assume an ev
 
 :func:`validate_trigger_event` checks an event of
 :class:`~airflow_provider_mps.triggers.mps.MpsAigcImageTaskTrigger`,
-:func:`validate_tasks_trigger_event` one of
-:class:`~airflow_provider_mps.triggers.mps.MpsAigcImageTasksTrigger`.
+:func:`validate_batch_trigger_event` one of
+:class:`~airflow_provider_mps.triggers.mps.MpsAigcImageBatchTrigger`.
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ def validate_trigger_event(event: dict[str, Any] | None, *, mps_task_id: str | N
     return result
 
 
-def validate_tasks_trigger_event(
+def validate_batch_trigger_event(
     event: dict[str, Any] | None, *, mps_task_ids: list[str] | None = None
 ) -> dict[str, Any]:
     """
-    Check an event of :class:`MpsAigcImageTasksTrigger` and return what it says of each task.
+    Check an event of :class:`MpsAigcImageBatchTrigger` and return what it says of each task.
 
     :param event: the event payload handed to ``execute_complete``.
     :param mps_task_ids: the TaskIds the caller waited for, in order; checked against the event's.
@@ -76,7 +76,7 @@ def validate_tasks_trigger_event(
     :raises MpsError: an ``error`` event, or an event that is missing, malformed or for other tasks.
     """
     if not isinstance(event, dict):
-        raise MpsError(f"The trigger event must be a dict from MpsAigcImageTasksTrigger, got {event!r:.200}.")
+        raise MpsError(f"The trigger event must be a dict from MpsAigcImageBatchTrigger, got {event!r:.200}.")
     status = event.get("status")
     if status not in EVENT_STATUSES - {TriggerEventStatus.FAILED.value}:
         raise MpsError(

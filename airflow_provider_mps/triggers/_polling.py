@@ -166,7 +166,7 @@ def run_trigger(trigger: BaseTrigger) -> dict[str, Any]:
     How a worker waits without deferring: the same loop the triggerer would run, on an event loop
     of its own, the trigger's client closed at the end.
 
-    :param trigger: an :class:`MpsAigcImageTaskTrigger` or :class:`MpsAigcImageTasksTrigger`.
+    :param trigger: an :class:`MpsAigcImageTaskTrigger` or :class:`MpsAigcImageBatchTrigger`.
     """
 
     async def first() -> dict[str, Any]:

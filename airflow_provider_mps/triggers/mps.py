@@ -1,7 +1,7 @@
 """
 Deferrable waiting for MPS AIGC image tasks: the provider's one wait loop.
 
-:class:`MpsAigcImageTaskTrigger` waits for one task, :class:`MpsAigcImageTasksTrigger` for a
+:class:`MpsAigcImageTaskTrigger` waits for one task, :class:`MpsAigcImageBatchTrigger` for a
 batch; both poll ``DescribeAigcImageTask`` through the hook's request path and fire exactly one
 event.  A worker that waits without deferring runs the same trigger in-process
 (:func:`run_trigger`), so the operators, the sensor's callers and :meth:`MpsHook.wait_for_aigc_image_task`
@@ -21,7 +21,7 @@ from airflow_provider_mps.core.errors import Handling, classify
 from airflow_provider_mps.core.retry import MIN_REQUEST_TIMEOUT
 from airflow_provider_mps.core.status import LocalStatus, TriggerEventStatus, is_done, is_failed, is_final
 from airflow_provider_mps.exceptions import MpsError
-from airflow_provider_mps.triggers._events import validate_tasks_trigger_event, validate_trigger_event
+from airflow_provider_mps.triggers._events import validate_batch_trigger_event, validate_trigger_event
 from airflow_provider_mps.triggers._polling import (
     BATCH_IN_FLIGHT,
     NO_DEADLINE_SECONDS,
@@ -40,10 +40,10 @@ Result = dict[str, Any]
 __all__ = [
     "NO_DEADLINE_SECONDS",
     "MpsAigcImageTaskTrigger",
-    "MpsAigcImageTasksTrigger",
+    "MpsAigcImageBatchTrigger",
     "end_time_after",
     "run_trigger",
-    "validate_tasks_trigger_event",
+    "validate_batch_trigger_event",
     "validate_trigger_event",
 ]
 
@@ -150,7 +150,7 @@ class MpsAigcImageTaskTrigger(MpsPollingTrigger):
         )
 
 
-class MpsAigcImageTasksTrigger(MpsPollingTrigger):
+class MpsAigcImageBatchTrigger(MpsPollingTrigger):
     """
     Poll a batch of MPS AIGC image tasks until every one is ``DONE`` or ``FAIL``, or ``end_time`` passes.
 

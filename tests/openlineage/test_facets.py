@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from airflow_provider_mps.transfers.mps_to_object_storage import MpsAigcImagesToObjectStorageOperator
 
 pytest.importorskip("airflow.providers.openlineage")
@@ -164,7 +164,7 @@ def test_create_operator_lineage_includes_the_prompt_only_when_asked():
 
 
 def test_batch_operator_lineage_reads_the_task_ids_it_returned():
-    operator = MpsCreateAigcImageTasksOperator(
+    operator = MpsCreateAigcImageBatchOperator(
         task_id="create", requests=[PROMPT, "Another"], shared_fields={"model_name": "GEM"}
     )
     ti = _TaskInstance({"return_value": [TASK_ID, None]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from tests.operators.conftest import DictTaskStateStore, RecordingTaskInstance
 
 CREATE = "CreateAigcImageTask"
@@ -30,10 +30,10 @@ def make_context(
     }
 
 
-def make_operator(**kwargs: Any) -> MpsCreateAigcImageTasksOperator:
+def make_operator(**kwargs: Any) -> MpsCreateAigcImageBatchOperator:
     kwargs.setdefault("task_id", "create_batch")
     kwargs.setdefault("poll_interval", 0.1)
-    return MpsCreateAigcImageTasksOperator(**kwargs)
+    return MpsCreateAigcImageBatchOperator(**kwargs)
 
 
 def creates(emulator: Any) -> list[dict[str, Any]]:

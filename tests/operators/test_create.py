@@ -17,11 +17,11 @@ from airflow.providers.common.compat.sdk import DAG, BaseOperator, ResumableJobM
 
 from airflow_provider_mps import DEFAULT_CONN_ID
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 
 OPERATORS = {
     MpsCreateAigcImageTaskOperator: {"prompt": "a cat"},
-    MpsCreateAigcImageTasksOperator: {"requests": ["a cat"]},
+    MpsCreateAigcImageBatchOperator: {"requests": ["a cat"]},
 }
 
 
@@ -78,7 +78,7 @@ def test_the_mixins_init_sets_nothing_but_durable_so_the_operators_may_skip_it()
 def test_every_optional_argument_has_its_default_as_class_attribute(cls):
     arguments = _arguments(cls)
 
-    required = {"requests"} if cls is MpsCreateAigcImageTasksOperator else set()
+    required = {"requests"} if cls is MpsCreateAigcImageBatchOperator else set()
     assert {name for name, p in arguments.items() if p.default is p.empty} == required
     for name, parameter in arguments.items():
         if name == "durable":  # None stands for the mixin's default

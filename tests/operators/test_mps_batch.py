@@ -1,5 +1,5 @@
 """
-MpsCreateAigcImageTasksOperator driven directly (``execute`` with a small context) against the emulator.
+MpsCreateAigcImageBatchOperator driven directly (``execute`` with a small context) against the emulator.
 
 The context is the one of ``test_mps.py`` (helpers in ``conftest.py`` and ``_batch.py``): a task
 instance recording XCom pushes and a dict-backed ``task_state_store``.  Everything between the
@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_provider_mps.exceptions import MpsError, MpsInvalidParameterError
 from airflow_provider_mps.operators._mps_batch import MAX_CONSECUTIVE_FAILURES
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.operators._batch import CREATE, created_by_prompt, creates, make_context, make_operator
 from tests.operators._task_logs import request_ids_from_logs
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 def test_template_fields_and_defaults_follow_airflow_conventions():
     operator = make_operator(requests=["a cat"])
 
-    assert MpsCreateAigcImageTasksOperator.template_fields == ("requests", "shared_fields", "region")
+    assert MpsCreateAigcImageBatchOperator.template_fields == ("requests", "shared_fields", "region")
     assert (
         operator.mps_conn_id,
         operator.region,
@@ -49,7 +49,7 @@ def test_template_fields_and_defaults_follow_airflow_conventions():
 def test_operator_is_a_resumable_job_of_the_mixin_airflow_provides():
     from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
-    assert MpsCreateAigcImageTasksOperator.__bases__ == (ResumableJobMixin, BaseOperator)
+    assert MpsCreateAigcImageBatchOperator.__bases__ == (ResumableJobMixin, BaseOperator)
 
 
 def test_durable_left_at_its_default_never_warns():
@@ -62,7 +62,7 @@ def test_durable_left_at_its_default_never_warns():
 
 def test_constructor_is_keyword_only():
     with pytest.raises((TypeError, AirflowException)):
-        MpsCreateAigcImageTasksOperator(["a cat"], task_id="batch")  # type: ignore[misc]
+        MpsCreateAigcImageBatchOperator(["a cat"], task_id="batch")  # type: ignore[misc]
 
 
 def test_hook_is_built_lazily_without_its_own_retries():

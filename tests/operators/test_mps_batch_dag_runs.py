@@ -1,5 +1,5 @@
 """
-MpsCreateAigcImageTasksOperator in real DAG runs (``dag.test()``) against the emulator.
+MpsCreateAigcImageBatchOperator in real DAG runs (``dag.test()``) against the emulator.
 
 The behaviours that need Airflow itself: requests from an upstream ``XComArg``, a deferral to the
 batch trigger and back, XComs read downstream, and a retried try, which re-attaches through the
@@ -14,7 +14,7 @@ from typing import Any
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from tests.operators._airflow_records import task_states, xcoms
 from tests.operators._dag_runs import run_dag
 from tests.operators.conftest import before_task_state_store, needs_task_state_store
@@ -23,7 +23,7 @@ from tests.operators.test_mps_dag_runs import stored_task_state, try_record_vari
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 
 
-class DiesAfterFinishingOnFirstTry(MpsCreateAigcImageTasksOperator):
+class DiesAfterFinishingOnFirstTry(MpsCreateAigcImageBatchOperator):
     """Loses its worker after the operator's work is done but before the task instance succeeded."""
 
     def execute(self, context: Any) -> list[str | None]:
@@ -33,7 +33,7 @@ class DiesAfterFinishingOnFirstTry(MpsCreateAigcImageTasksOperator):
         return mps_task_ids
 
 
-class DiesAfterSubmittingOnFirstTry(MpsCreateAigcImageTasksOperator):
+class DiesAfterSubmittingOnFirstTry(MpsCreateAigcImageBatchOperator):
     """Loses its worker right after every item was created and recorded, on the first try only."""
 
     def submit_job(self, context: Any) -> Any:
@@ -54,7 +54,7 @@ def test_a_batch_from_upstream_rows_defers_and_its_xcoms_feed_a_downstream_task(
                 {"prompt": "a canvas tote [emulator:fail]"},
             ]
 
-        deferred = MpsCreateAigcImageTasksOperator(
+        deferred = MpsCreateAigcImageBatchOperator(
             task_id="deferred",
             requests=rows(),
             shared_fields={"model_name": "GEM"},
@@ -69,7 +69,7 @@ def test_a_batch_from_upstream_rows_defers_and_its_xcoms_feed_a_downstream_task(
             return [task_id for task_id in mps_task_ids if task_id]
 
         usable(deferred.output)
-        MpsCreateAigcImageTasksOperator(
+        MpsCreateAigcImageBatchOperator(
             task_id="no_xcom_push",
             requests=["a glass vase"],
             wait_for_completion=True,

@@ -1,4 +1,4 @@
-"""MpsCreateAigcImageTasksOperator on a retry: the ledger of created items, re-attaching, resending."""
+"""MpsCreateAigcImageBatchOperator on a retry: the ledger of created items, re-attaching, resending."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_mps.exceptions import MpsError
 from airflow_provider_mps.operators._mps_batch_submit import LEDGER_CHUNK_SIZE
 from airflow_provider_mps.operators._reattach import fingerprint
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from tests.operators._batch import CREATE, created_by_prompt, creates, make_context, make_operator
 from tests.operators.conftest import DictTaskStateStore
 
@@ -159,7 +159,7 @@ def test_a_retry_whose_every_item_has_a_task_waits_for_them_without_sending_a_cr
     store = DictTaskStateStore()
     prompts = ["a cat", "a dog"]
 
-    class DiesAfterSubmitting(MpsCreateAigcImageTasksOperator):
+    class DiesAfterSubmitting(MpsCreateAigcImageBatchOperator):
         def poll_until_complete(self, external_id: Any, context: Any) -> None:
             raise RuntimeError("Simulated worker loss after every item was created.")
 

@@ -7,7 +7,7 @@ import pytest
 from airflow_provider_mps import validation
 from airflow_provider_mps.exceptions import MpsInvalidParameterError
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 
 
 @pytest.fixture
@@ -73,10 +73,10 @@ def test_values_that_compare_equal_but_differ_in_type_are_told_apart(checks):
 
 
 def test_batch_items_share_the_memory_of_checked_configurations(checks):
-    MpsCreateAigcImageTasksOperator(
+    MpsCreateAigcImageBatchOperator(
         task_id="one", requests=["a cat", "a dog"], shared_fields={"model_name": "GEM"}
     )
-    MpsCreateAigcImageTasksOperator(task_id="two", requests=["a cat"], shared_fields={"model_name": "GEM"})
+    MpsCreateAigcImageBatchOperator(task_id="two", requests=["a cat"], shared_fields={"model_name": "GEM"})
 
     assert checks == [
         {"model_name": "GEM", "prompt": "a cat"},

@@ -1,4 +1,4 @@
-"""MpsCreateAigcImageTasksOperator waiting for its batch: polling, deferring, ``execute_complete``."""
+"""MpsCreateAigcImageBatchOperator waiting for its batch: polling, deferring, ``execute_complete``."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_deferrable_operator_creates_then_defers_one_trigger_for_the_batch(mps_c
     classpath, kwargs = deferred.trigger.serialize()
     end_time = kwargs.pop("end_time")
     assert (classpath, kwargs) == (
-        "airflow_provider_mps.triggers.mps.MpsAigcImageTasksTrigger",
+        "airflow_provider_mps.triggers.mps.MpsAigcImageBatchTrigger",
         {
             "mps_task_ids": [by_prompt["a cat"], by_prompt["a bird"]],
             "mps_conn_id": "tencentcloud_mps_default",

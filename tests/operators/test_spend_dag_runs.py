@@ -24,7 +24,7 @@ import pytest
 from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_mps.core.budget import ImageBudget, reserve_images
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 from airflow_provider_mps.utils.rate_limit import clear_rate_limiters
 from airflow_provider_mps.utils.shared_quota import clear_storages
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
@@ -76,7 +76,7 @@ def names(expected: str, text: str) -> bool:
 
 def batch_dag(dag_id: str, prompts: int, **operator_kwargs) -> DAG:
     with DAG(dag_id, schedule=None, start_date=START) as dag:
-        MpsCreateAigcImageTasksOperator(
+        MpsCreateAigcImageBatchOperator(
             task_id="batch",
             requests=[f"Catalogue shot of product {number}" for number in range(prompts)],
             retries=0,

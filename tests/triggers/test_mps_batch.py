@@ -1,4 +1,4 @@
-"""MpsAigcImageTasksTrigger (one trigger for a batch of MPS tasks) and its event check."""
+"""MpsAigcImageBatchTrigger (one trigger for a batch of MPS tasks) and its event check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from airflow_provider_mps.exceptions import MpsError
-from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger, validate_tasks_trigger_event
+from airflow_provider_mps.triggers.mps import MpsAigcImageBatchTrigger, validate_batch_trigger_event
 
 CONN_ID = "tencentcloud_mps_default"
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
 def _trigger(task_ids: list[str], *, poll_interval: float = 0.05, within: float = 10.0, **kwargs):
-    return MpsAigcImageTasksTrigger(
+    return MpsAigcImageBatchTrigger(
         mps_task_ids=task_ids,
         mps_conn_id=CONN_ID,
         poll_interval=poll_interval,
@@ -26,7 +26,7 @@ def _trigger(task_ids: list[str], *, poll_interval: float = 0.05, within: float 
     )
 
 
-async def _events(trigger: MpsAigcImageTasksTrigger) -> list[dict]:
+async def _events(trigger: MpsAigcImageBatchTrigger) -> list[dict]:
     try:
         return [event.payload async for event in trigger.run()]
     finally:
@@ -45,7 +45,7 @@ def _describes(emulator) -> list[dict]:
 
 
 def test_serialize_returns_the_class_path_and_every_constructor_argument():
-    trigger = MpsAigcImageTasksTrigger(
+    trigger = MpsAigcImageBatchTrigger(
         mps_task_ids=("task-1", "task-2"),
         mps_conn_id="mps_prod",
         poll_interval=15,
@@ -55,7 +55,7 @@ def test_serialize_returns_the_class_path_and_every_constructor_argument():
     )
 
     assert trigger.serialize() == (
-        "airflow_provider_mps.triggers.mps.MpsAigcImageTasksTrigger",
+        "airflow_provider_mps.triggers.mps.MpsAigcImageBatchTrigger",
         {
             "mps_task_ids": ["task-1", "task-2"],
             "mps_conn_id": "mps_prod",
@@ -66,7 +66,7 @@ def test_serialize_returns_the_class_path_and_every_constructor_argument():
         },
     )
     classpath, kwargs = trigger.serialize()
-    assert MpsAigcImageTasksTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
+    assert MpsAigcImageBatchTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
 
 
 @pytest.mark.asyncio
@@ -194,7 +194,7 @@ async def test_one_trigger_for_many_tasks_never_exceeds_the_describe_quota(mps_c
 
 @pytest.mark.asyncio
 async def test_missing_connection_fires_an_error_event_without_calling_the_service(mps_emulator):
-    trigger = MpsAigcImageTasksTrigger(
+    trigger = MpsAigcImageBatchTrigger(
         mps_task_ids=["task-1"],
         mps_conn_id="no_such_connection",
         poll_interval=0.05,
@@ -215,7 +215,7 @@ async def test_missing_connection_fires_an_error_event_without_calling_the_servi
     assert mps_emulator.requests() == []
 
 
-# -- validate_tasks_trigger_event -------------------------------------------------------------
+# -- validate_batch_trigger_event -------------------------------------------------------------
 
 DONE = {"TaskId": "t1", "Status": "DONE", "ImageUrls": ["https://x/0.png"], "Message": "", "RequestId": "r1"}
 FAIL = {"TaskId": "t2", "Status": "FAIL", "ImageUrls": [], "Message": "boom", "RequestId": "r2"}
@@ -229,7 +229,7 @@ def test_a_success_event_gives_the_result_of_every_task():
         "message": "All done.",
     }
 
-    assert validate_tasks_trigger_event(event, mps_task_ids=["t1", "t2"]) == {
+    assert validate_batch_trigger_event(event, mps_task_ids=["t1", "t2"]) == {
         "status": "success",
         "results": {"t1": DONE, "t2": FAIL},
         "message": "All done.",
@@ -245,7 +245,7 @@ def test_a_timeout_event_gives_the_last_status_of_every_task():
         "message": "Late.",
     }
 
-    assert validate_tasks_trigger_event(event) == {
+    assert validate_batch_trigger_event(event) == {
         "status": "timeout",
         "results": {"t1": running, "t2": None},
         "message": "Late.",
@@ -255,7 +255,7 @@ def test_a_timeout_event_gives_the_last_status_of_every_task():
 @pytest.mark.parametrize(
     ("event", "message"),
     [
-        (None, "The trigger event must be a dict from MpsAigcImageTasksTrigger, got None."),
+        (None, "The trigger event must be a dict from MpsAigcImageBatchTrigger, got None."),
         (
             {"status": "error", "mps_task_ids": ["t1"], "results": [None], "message": "Polling failed: X."},
             "Polling failed: X.",
@@ -288,6 +288,6 @@ def test_a_timeout_event_gives_the_last_status_of_every_task():
 )
 def test_validation_never_assumes_success(event, message):
     with pytest.raises(MpsError) as raised:
-        validate_tasks_trigger_event(event, mps_task_ids=["t1"])
+        validate_batch_trigger_event(event, mps_task_ids=["t1"])
 
     assert str(raised.value) == message

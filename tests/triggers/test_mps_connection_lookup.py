@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_mps.hooks.mps import MpsHook
-from airflow_provider_mps.triggers.mps import MpsAigcImageTasksTrigger, MpsAigcImageTaskTrigger
+from airflow_provider_mps.triggers.mps import MpsAigcImageBatchTrigger, MpsAigcImageTaskTrigger
 from airflow_provider_mps.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ async def test_trigger_yields_done_under_a_triggerers_supervisor_channel(mps_con
 async def test_batch_trigger_yields_success_under_a_triggerers_supervisor_channel(mps_conn, as_triggerer):
     task_ids = [await asyncio.to_thread(_create) for _ in range(2)]
     triggerer_comms = as_triggerer()
-    trigger = MpsAigcImageTasksTrigger(
+    trigger = MpsAigcImageBatchTrigger(
         mps_task_ids=task_ids, mps_conn_id=CONN_ID, poll_interval=0.05, end_time=time.time() + 10
     )
 

@@ -55,7 +55,7 @@ def test_a_dag_file_of_create_operators_loads_only_what_parsing_needs():
 def test_a_dag_file_with_the_batch_operator_does_not_load_the_submission_machinery():
     loaded = set(
         _imported_after(
-            "from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator"
+            "from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator"
         )
     )
 

@@ -2,7 +2,7 @@
 DAGs of the distributed suite (``tests/distributed``), parsed by its Airflow's DAG processor.
 
 * ``distributed_batch_worker_1`` / ``_worker_2`` / ``_default``: one batch task
-  (``MpsCreateAigcImageTasksOperator``, deferrable) on the queue its name says: ``worker-1`` and
+  (``MpsCreateAigcImageBatchOperator``, deferrable) on the queue its name says: ``worker-1`` and
   ``worker-2`` are each served by one Celery worker only, ``default`` by both.
 * ``distributed_deferred``: ``count`` deferrable single operators, mapped, waiting in the triggerers.
 
@@ -17,7 +17,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import Param, dag, task
 
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
-from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageTasksOperator
+from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
 
 RETRIES = {"retries": 1, "retry_delay": timedelta(seconds=2)}
 PARAMS = {"count": Param(300, type="integer", minimum=1), "label": Param("run", type="string")}
@@ -42,7 +42,7 @@ def batch_dag(queue: str) -> None:
         tags=["distributed"],
     )
     def distributed_batch() -> None:
-        MpsCreateAigcImageTasksOperator(
+        MpsCreateAigcImageBatchOperator(
             task_id="generate",
             requests=build_prompts(),
             wait_for_completion=True,
