@@ -71,7 +71,7 @@ COMPARED = {
     "dbt_cloud": Kind(DBT_CLOUD_MODULE, "DbtCloudRunJobOperator", "job_id=1000 + n"),
     "bash": Kind(f"{CORE_OPERATORS}.bash", "BashOperator", 'bash_command=f"echo product {n}"'),
 }
-#: Warm-only variants for the breakdown; the classes named ``_HERE`` are :func:`_breakdown_classes`.
+#: Warm-only variants for the breakdown; the classes named ``_HERE`` are :func:`breakdown_classes`.
 _HERE = "bench.parse_vs_dbt_cloud"
 VARIANTS = {
     "empty": Kind(f"{CORE_OPERATORS}.empty", "EmptyOperator", ""),
@@ -98,7 +98,7 @@ def dbt_cloud_missing() -> str | None:
 # --- warm ------------------------------------------------------------------------------------------
 
 
-def _breakdown_classes(*, dbt_cloud: bool) -> dict[str, type]:
+def breakdown_classes(*, dbt_cloud: bool) -> dict[str, type]:
     """Classes of the variants: public subclassing only, the provider's code is used as it is."""
     from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
@@ -174,7 +174,7 @@ timings = {"import": imported - started, "parse": parsed - imported}
 
 def warm_child(kinds: list[str], count: int, rounds: int) -> None:
     """One warm process: build every kind's DAG (:func:`measure_warm`), print the samples as JSON."""
-    classes = _breakdown_classes(dbt_cloud="dbt_cloud" in kinds)
+    classes = breakdown_classes(dbt_cloud="dbt_cloud" in kinds)
     specs = {**COMPARED, **VARIANTS}
     builds = {kind: builder(kind, specs[kind], classes)[1] for kind in kinds}
     print(json.dumps(measure_warm(builds, count, rounds)))
@@ -332,7 +332,7 @@ def record_profile(figures: Figures, compared: dict[str, Kind], count: int, roun
     :param compared: the operators compared.
     :param count: operators per build.
     """
-    classes = _breakdown_classes(dbt_cloud="dbt_cloud" in compared)
+    classes = breakdown_classes(dbt_cloud="dbt_cloud" in compared)
     built = {kind: builder(kind, spec, classes) for kind, spec in compared.items()}
     profilers = profile_warm({kind: built[kind][1] for kind in compared}, count, rounds)
     for kind, profiler in profilers.items():

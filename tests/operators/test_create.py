@@ -10,14 +10,14 @@ attribute is its argument's default, and an operator reads the same values eithe
 from __future__ import annotations
 
 import inspect
-from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import DAG, BaseOperator, ResumableJobMixin
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_mps import DEFAULT_CONN_ID
 from airflow_provider_mps.operators.mps import MpsCreateAigcImageTaskOperator
 from airflow_provider_mps.operators.mps_batch import MpsCreateAigcImageBatchOperator
+from bench.parse_vs_dbt_cloud import breakdown_classes
 
 OPERATORS = {
     MpsCreateAigcImageTaskOperator: {"prompt": "a cat"},
@@ -30,45 +30,14 @@ def _arguments(cls: type) -> dict[str, inspect.Parameter]:
     return {name: p for name, p in parameters.items() if name != "self" and p.kind is p.KEYWORD_ONLY}
 
 
-class _Plain(BaseOperator):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-
-    def execute(self, context: Any) -> None:
-        return None
-
-
-class _Resumable(ResumableJobMixin, BaseOperator):
-    """Built through the mixin's own ``__init__``, as the operators would be with ``super()``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-
-    def execute(self, context: Any) -> None:
-        return None
-
-    def submit_job(self, context: Any) -> Any:
-        return None
-
-    def get_job_status(self, external_id: Any, context: Any) -> str:
-        return ""
-
-    def is_job_active(self, status: str) -> bool:
-        return False
-
-    def is_job_succeeded(self, status: str) -> bool:
-        return True
-
-    def poll_until_complete(self, external_id: Any, context: Any) -> None:
-        return None
-
-    def get_job_result(self, external_id: Any, context: Any) -> Any:
-        return None
-
-
 def test_the_mixins_init_sets_nothing_but_durable_so_the_operators_may_skip_it():
     with DAG("mixin_init", schedule=None):
-        plain, resumable = _Plain(task_id="plain"), _Resumable(task_id="resumable")
+        # The bench's minimal operators: one straight on BaseOperator, one through the mixin's __init__.
+        classes = breakdown_classes(dbt_cloud=False)
+        plain, resumable = (
+            classes["PlainInit"](task_id="plain"),
+            classes["ResumableInit"](task_id="resumable"),
+        )
 
     assert set(vars(resumable)) - set(vars(plain)) == {"durable"}
     assert set(vars(plain)) <= set(vars(resumable))
