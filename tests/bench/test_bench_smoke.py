@@ -66,21 +66,19 @@ DBT_CLOUD_RATIOS = [
 RATIO_LINE = re.compile(r"^RATIO (\w+)\.([\w.]+) = \S+", re.MULTILINE)
 
 
+def run_bench(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` from the repository, without the session's Airflow settings (a benchmark sets its own)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    return subprocess.run(
+        args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     results = tmp_path_factory.mktemp("bench") / "RESULTS.md"
     results.write_text("# Benchmark results\n\nKept by hand.\n")
-    # The benchmarks configure their own Airflow; the test session's settings must not leak in.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.run_all", "--tiny", "--results", str(results)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    completed = run_bench([sys.executable, "-m", "bench.run_all", "--tiny", "--results", str(results)], 600)
     return completed, results
 
 

@@ -10,15 +10,12 @@ Airflow's configuration imports its provider info at start).  The run with it is
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 
 import pytest
 
-from tests.bench.test_bench_smoke import DBT_CLOUD_RATIOS, EXPECTED_RATIOS, RATIO_LINE
-from tests.conftest import REPO_ROOT
+from tests.bench.test_bench_smoke import DBT_CLOUD_RATIOS, EXPECTED_RATIOS, RATIO_LINE, run_bench
 
 HIDDEN = """
 import sys
@@ -30,16 +27,7 @@ sys.exit(main(["--tiny"]))
 
 @pytest.mark.timeout(600)
 def test_without_dbt_cloud_the_parse_benchmark_skips_its_dbt_cloud_rows_and_says_why():
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    completed = subprocess.run(
-        [sys.executable, "-c", HIDDEN],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-        check=False,
-    )
+    completed = run_bench([sys.executable, "-c", HIDDEN], 540)
 
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert re.search(
