@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from airflow_provider_mps.triggers.mps import MpsAigcImageTaskTrigger
+from airflow_provider_mps.triggers.mps import MpsAigcImageBatchTrigger, MpsAigcImageTaskTrigger
+from tests.triggers._build import polling_trigger
 
 CONN_ID = "tencentcloud_mps_default"
 
@@ -14,14 +15,8 @@ CONN_ID = "tencentcloud_mps_default"
 pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
-def _trigger(mps_task_id: str, *, poll_interval: float = 0.05, within: float = 10.0, **kwargs):
-    return MpsAigcImageTaskTrigger(
-        mps_task_id=mps_task_id,
-        mps_conn_id=CONN_ID,
-        poll_interval=poll_interval,
-        end_time=time.time() + within,
-        **kwargs,
-    )
+def _trigger(mps_task_id: str, **kwargs):
+    return polling_trigger(MpsAigcImageTaskTrigger, mps_task_id=mps_task_id, **kwargs)
 
 
 async def _events(trigger: MpsAigcImageTaskTrigger) -> list[dict]:
@@ -38,27 +33,28 @@ def _describes(emulator) -> list[dict]:
     return [r for r in emulator.requests() if r["Action"] == "DescribeAigcImageTask"]
 
 
-def test_serialize_returns_the_class_path_and_every_constructor_argument():
-    trigger = MpsAigcImageTaskTrigger(
-        mps_task_id="task-1",
-        mps_conn_id="mps_prod",
-        poll_interval=15,
-        end_time=1_900_000_000.5,
-        region="ap-singapore",
-        rate_limit=8,
-    )
+@pytest.mark.parametrize(
+    ("cls", "given", "serialized"),
+    [
+        (MpsAigcImageTaskTrigger, {"mps_task_id": "task-1"}, {"mps_task_id": "task-1"}),
+        (
+            MpsAigcImageBatchTrigger,
+            {"mps_task_ids": ("task-1", "task-2")},
+            {"mps_task_ids": ["task-1", "task-2"]},
+        ),
+    ],
+    ids=["single", "batch"],
+)
+def test_serialize_returns_the_class_path_and_every_constructor_argument(cls, given, serialized):
+    arguments = {"mps_conn_id": "mps_prod", "poll_interval": 15, "end_time": 1_900_000_000.5}
+    trigger = cls(**given, **arguments, region="ap-singapore", rate_limit=8)
 
     assert trigger.serialize() == (
-        "airflow_provider_mps.triggers.mps.MpsAigcImageTaskTrigger",
-        {
-            "mps_task_id": "task-1",
-            "mps_conn_id": "mps_prod",
-            "poll_interval": 15.0,
-            "end_time": 1_900_000_000.5,
-            "region": "ap-singapore",
-            "rate_limit": 8.0,
-        },
+        f"airflow_provider_mps.triggers.mps.{cls.__name__}",
+        {**serialized, **arguments, "poll_interval": 15.0, "region": "ap-singapore", "rate_limit": 8.0},
     )
+    classpath, kwargs = trigger.serialize()
+    assert cls(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
 
 
 def test_serialized_trigger_round_trips_through_json():

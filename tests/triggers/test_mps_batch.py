@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
 from airflow_provider_mps.exceptions import MpsError
 from airflow_provider_mps.triggers.mps import MpsAigcImageBatchTrigger, validate_batch_trigger_event
+from tests.triggers._build import polling_trigger
 
 CONN_ID = "tencentcloud_mps_default"
 
@@ -16,14 +16,8 @@ CONN_ID = "tencentcloud_mps_default"
 pytestmark = pytest.mark.usefixtures("fresh_rate_limiters")
 
 
-def _trigger(task_ids: list[str], *, poll_interval: float = 0.05, within: float = 10.0, **kwargs):
-    return MpsAigcImageBatchTrigger(
-        mps_task_ids=task_ids,
-        mps_conn_id=CONN_ID,
-        poll_interval=poll_interval,
-        end_time=time.time() + within,
-        **kwargs,
-    )
+def _trigger(task_ids: list[str], **kwargs):
+    return polling_trigger(MpsAigcImageBatchTrigger, mps_task_ids=task_ids, **kwargs)
 
 
 async def _events(trigger: MpsAigcImageBatchTrigger) -> list[dict]:
@@ -42,31 +36,6 @@ def _create(*prompts: str) -> list[str]:
 
 def _describes(emulator) -> list[dict]:
     return [r for r in emulator.requests() if r["Action"] == "DescribeAigcImageTask"]
-
-
-def test_serialize_returns_the_class_path_and_every_constructor_argument():
-    trigger = MpsAigcImageBatchTrigger(
-        mps_task_ids=("task-1", "task-2"),
-        mps_conn_id="mps_prod",
-        poll_interval=15,
-        end_time=1_900_000_000.5,
-        region="ap-singapore",
-        rate_limit=8,
-    )
-
-    assert trigger.serialize() == (
-        "airflow_provider_mps.triggers.mps.MpsAigcImageBatchTrigger",
-        {
-            "mps_task_ids": ["task-1", "task-2"],
-            "mps_conn_id": "mps_prod",
-            "poll_interval": 15.0,
-            "end_time": 1_900_000_000.5,
-            "region": "ap-singapore",
-            "rate_limit": 8.0,
-        },
-    )
-    classpath, kwargs = trigger.serialize()
-    assert MpsAigcImageBatchTrigger(**json.loads(json.dumps(kwargs))).serialize() == (classpath, kwargs)
 
 
 @pytest.mark.asyncio
