@@ -11,7 +11,8 @@ reached the ledger) leaves the item *possibly created*, which a retry does not s
 Writes are grouped: every item's entry changes in memory at once, and one write of a chunk carries
 every change made to it while the previous write was under way.  Twenty creates a second thus cost
 far fewer than forty writes when the store is slow, and no thread waits for more than one write
-after its own change.  Nothing here imports the Tencent Cloud SDK.
+after its own change.  :class:`LedgerRecorder` is how the submission writes it, from the threads
+sending the creates.  Nothing here imports the Tencent Cloud SDK.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ import math
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from airflow_provider_mps.core.api import CREATE_ACTION
+from airflow_provider_mps.core.errors import classify
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from airflow_provider_mps.hooks.mps import MpsHook
+    from airflow_provider_mps.operators._mps_batch_submit import CreateOutcome
 
 #: task_state_store key prefix; chunk ``c`` of the ledger lives under ``"<prefix>.<c>"``.
 LEDGER_KEY_PREFIX = "mps_aigc_image_batch"
@@ -214,3 +222,60 @@ def _is_possibly_created(entry: Any, fingerprint_: str) -> bool:
 def _earlier_count(entry: Any, fingerprint_: str) -> int:
     """How many earlier creates of the same request may have created a task."""
     return int(entry.get("Count") or 1) if _is_possibly_created(entry, fingerprint_) else 0
+
+
+@dataclass
+class LedgerRecorder:
+    """
+    What :func:`submit_batch` records on the threads sending the creates, and how it names a duplicate.
+
+    :param hook: the hook sending the creates.
+    :param to_create: the prepared requests to send, by item index.
+    :param fingerprints: the fingerprint of every item's request, by index.
+    :param ledger: where each created TaskId is kept for a retry, if anywhere.
+    :param logger: the operator's logger.
+    """
+
+    hook: MpsHook
+    to_create: Mapping[int, dict[str, Any]]
+    fingerprints: list[str]
+    ledger: BatchLedger | None
+    logger: Any
+
+    def sending(self, index: int) -> None:
+        """Record that item ``index``'s create is about to leave (called right before each send)."""
+        if self.ledger is not None:
+            self.ledger.record_sending(index, self.fingerprints[index], self.to_create[index])
+
+    def keep(self, outcome: CreateOutcome) -> None:
+        """Record one create's outcome in the ledger (and its spend), on the thread that sent it."""
+        from airflow_provider_mps.operators._possibly_created import possibly_created_entry
+        from airflow_provider_mps.operators._spend import count_sent
+
+        index, ledger, fingerprint = outcome.index, self.ledger, self.fingerprints[outcome.index]
+        if outcome.response is not None:
+            if ledger is not None:
+                ledger.record(index, fingerprint, **outcome.response)
+            count_sent(self.hook, self.to_create[index])
+        elif outcome.error is not None and not classify(outcome.error, CREATE_ACTION).created_nothing:
+            entry = possibly_created_entry(outcome.error, self.to_create[index], fingerprint)
+            outcome.possibly_created = entry
+            outcome.count = ledger.record_possibly_created(index, fingerprint, entry) if ledger else 1
+        elif ledger is not None:
+            ledger.record_not_created(index, fingerprint)
+
+    def log_duplicate(self, outcome: CreateOutcome) -> None:
+        """Log the WARNING naming a create that may have created a task."""
+        from airflow_provider_mps.operators._possibly_created import log_possible_duplicate
+
+        request = self.to_create[outcome.index]
+        if outcome.possibly_created is None:  # pragma: no cover - called for possibly created items only
+            return
+        log_possible_duplicate(
+            self.logger,
+            outcome.possibly_created,
+            outcome.count,
+            conn_id=self.hook.mps_conn_id,
+            model=request.get("model_name"),
+            where=f"requests[{outcome.index}]: ",
+        )

@@ -35,7 +35,12 @@ from airflow_provider_mps.operators._mps_batch import (
     is_batch_fatal,
     item_failure,
 )
-from airflow_provider_mps.operators._mps_batch_ledger import LEDGER_CHUNK_SIZE, LEDGER_KEY_PREFIX, BatchLedger
+from airflow_provider_mps.operators._mps_batch_ledger import (
+    LEDGER_CHUNK_SIZE,
+    LEDGER_KEY_PREFIX,
+    BatchLedger,
+    LedgerRecorder,
+)
 from airflow_provider_mps.validation import to_api_params
 
 if TYPE_CHECKING:
@@ -287,70 +292,13 @@ def submit_batch(
     :param run: this try's state of every item, updated in place.
     :param logger: the operator's logger.
     """
-    recorder = _LedgerRecorder(hook, to_create, fingerprints, ledger, logger)
+    recorder = LedgerRecorder(hook, to_create, fingerprints, ledger, logger)
     submitter = BatchSubmitter(
         hook, limiter, to_create, on_outcome=recorder.keep, on_sending=recorder.sending
     )
     _take_all(submitter, len(to_create), run, logger, recorder.log_duplicate)
     if run.stopped is not None:
         logger.error("Not all items were sent: %s", run.stopped)
-
-
-@dataclass
-class _LedgerRecorder:
-    """
-    What :func:`submit_batch` records on the threads sending the creates, and how it names a duplicate.
-
-    :param hook: the hook sending the creates.
-    :param to_create: the prepared requests to send, by item index.
-    :param fingerprints: the fingerprint of every item's request, by index.
-    :param ledger: where each created TaskId is kept for a retry, if anywhere.
-    :param logger: the operator's logger.
-    """
-
-    hook: MpsHook
-    to_create: Mapping[int, dict[str, Any]]
-    fingerprints: list[str]
-    ledger: BatchLedger | None
-    logger: Any
-
-    def sending(self, index: int) -> None:
-        """Record that item ``index``'s create is about to leave (called right before each send)."""
-        if self.ledger is not None:
-            self.ledger.record_sending(index, self.fingerprints[index], self.to_create[index])
-
-    def keep(self, outcome: CreateOutcome) -> None:
-        """Record one create's outcome in the ledger (and its spend), on the thread that sent it."""
-        from airflow_provider_mps.operators._possibly_created import possibly_created_entry
-        from airflow_provider_mps.operators._spend import count_sent
-
-        index, ledger, fingerprint = outcome.index, self.ledger, self.fingerprints[outcome.index]
-        if outcome.response is not None:
-            if ledger is not None:
-                ledger.record(index, fingerprint, **outcome.response)
-            count_sent(self.hook, self.to_create[index])
-        elif outcome.error is not None and not classify(outcome.error, CREATE_ACTION).created_nothing:
-            entry = possibly_created_entry(outcome.error, self.to_create[index], fingerprint)
-            outcome.possibly_created = entry
-            outcome.count = ledger.record_possibly_created(index, fingerprint, entry) if ledger else 1
-        elif ledger is not None:
-            ledger.record_not_created(index, fingerprint)
-
-    def log_duplicate(self, outcome: CreateOutcome) -> None:
-        """Log the WARNING naming a create that may have created a task."""
-        from airflow_provider_mps.operators._possibly_created import log_possible_duplicate
-
-        request = self.to_create[outcome.index]
-        if outcome.possibly_created is None:  # pragma: no cover - called for possibly created items only
-            return
-        log_possible_duplicate(
-            self.logger,
-            outcome.possibly_created,
-            outcome.count,
-            conn_id=self.hook.mps_conn_id,
-            model=request.get("model_name"),
-            where=f"requests[{outcome.index}]: ",
-        )
 
 
 def _take_all(submitter: BatchSubmitter, total: int, run: BatchRun, logger: Any, log_duplicate: Any) -> None:
