@@ -37,7 +37,6 @@ from airflow_provider_mps.hooks._mps_connection_form import (
     connection_form_widgets,
 )
 from airflow_provider_mps.hooks._mps_credentials import ResolvedCredential, resolve_credential
-from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
 from airflow_provider_mps.validation import build_create_params, check_rate_limit, check_seconds
 
 if TYPE_CHECKING:
@@ -401,26 +400,13 @@ class MpsHook(BaseHook):
         :raises MpsTaskTimeoutError: when ``timeout`` passes first.
         :raises MpsError: when a describe fails with an error that is not retried.
         """
-        from airflow_provider_mps.triggers.mps import (
-            MpsAigcImageTaskTrigger,
-            end_time_after,
-            run_trigger,
-            validate_trigger_event,
-        )
+        from airflow_provider_mps.triggers.mps import wait_in_process
 
         check_seconds("poll_interval", poll_interval)
         if timeout is not None:
             check_seconds("timeout", timeout, minimum=0)
         self.credential  # noqa: B018 - a bad connection fails here, as itself, not as a trigger event
-        trigger = MpsAigcImageTaskTrigger(
-            mps_task_id=build_describe_params(task_id)["TaskId"],
-            mps_conn_id=self.mps_conn_id,
-            poll_interval=poll_interval,
-            end_time=end_time_after(timeout),
-            region=self.region,
-            rate_limit=self.rate_limit or DEFAULT_RATE,
-        )
-        return validate_trigger_event(run_trigger(trigger), mps_task_id=task_id)
+        return wait_in_process(self, build_describe_params(task_id)["TaskId"], poll_interval, timeout)
 
     def test_connection(self) -> tuple[bool, str]:
         """Make one cheap read-only call (``DescribeTranscodeTemplates``, ``Limit=1``): (ok, message)."""

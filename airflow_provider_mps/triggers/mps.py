@@ -29,6 +29,7 @@ from airflow_provider_mps.triggers._polling import (
     end_time_after,
     run_trigger,
 )
+from airflow_provider_mps.utils.rate_limit import DEFAULT_RATE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -45,6 +46,7 @@ __all__ = [
     "run_trigger",
     "validate_batch_trigger_event",
     "validate_trigger_event",
+    "wait_in_process",
 ]
 
 
@@ -294,3 +296,27 @@ def _not_found(task_id: str, error: MpsError) -> Result:
         "RequestId": getattr(error, "request_id", None),
         "Code": getattr(error, "code", None),
     }
+
+
+def wait_in_process(hook: Any, mps_task_id: str, poll_interval: float, timeout: float | None) -> Result:
+    """
+    Wait for one task in this process with :class:`MpsAigcImageTaskTrigger`; return its ``DONE`` result.
+
+    :meth:`MpsHook.wait_for_aigc_image_task`'s loop: the same trigger a deferred task runs.
+
+    :param hook: the hook whose connection, region and rate limit the trigger uses.
+    :param mps_task_id: the checked MPS TaskId.
+    :param poll_interval: seconds between two describe calls.
+    :param timeout: seconds to wait in all, or ``None`` for no limit.
+    :raises MpsTaskFailedError: when the task ends in ``FAIL``.
+    :raises MpsTaskTimeoutError: when ``timeout`` passes first.
+    """
+    trigger = MpsAigcImageTaskTrigger(
+        mps_task_id=mps_task_id,
+        mps_conn_id=hook.mps_conn_id,
+        poll_interval=poll_interval,
+        end_time=end_time_after(timeout),
+        region=hook.region,
+        rate_limit=hook.rate_limit or DEFAULT_RATE,
+    )
+    return validate_trigger_event(run_trigger(trigger), mps_task_id=mps_task_id)
