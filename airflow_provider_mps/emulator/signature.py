@@ -163,6 +163,16 @@ def sign(secret_key: str, date: str, service: str, to_sign: str) -> str:
     return hmac.new(k_signing, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def _known_secret_key(secret_key_for: Callable[[str], str | None], secret_id: str) -> str:
+    """The SecretKey of ``secret_id``; the service's ``SecretIdNotFound`` for an unknown one."""
+    secret_key = secret_key_for(secret_id)
+    if secret_key is None:
+        raise AuthFailureError(
+            "SecretIdNotFound", f"The SecretId `{secret_id}` is not found; check that it is correct."
+        )
+    return secret_key
+
+
 def verify_request(
     *,
     method: str,
@@ -198,11 +208,7 @@ def verify_request(
     if raw_timestamp is None:
         raise MissingParameterError("X-TC-Timestamp")
     expected_date = _checked_date(raw_timestamp, now)
-    secret_key = secret_key_for(auth.secret_id)
-    if secret_key is None:
-        raise AuthFailureError(
-            "SecretIdNotFound", f"The SecretId `{auth.secret_id}` is not found; check that it is correct."
-        )
+    secret_key = _known_secret_key(secret_key_for, auth.secret_id)
     payload = UNSIGNED_PAYLOAD.encode() if headers.get("x-tc-content-sha256") == UNSIGNED_PAYLOAD else body
     candidates = _candidate_signatures(
         auth,
