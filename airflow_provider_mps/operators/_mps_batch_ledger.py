@@ -227,7 +227,7 @@ def _earlier_count(entry: Any, fingerprint_: str) -> int:
 @dataclass
 class LedgerRecorder:
     """
-    What :func:`submit_batch` records on the threads sending the creates, and how it names a duplicate.
+    What :func:`~._mps_batch_submit.submit_batch` records on the sending threads; how it names a duplicate.
 
     :param hook: the hook sending the creates.
     :param to_create: the prepared requests to send, by item index.
